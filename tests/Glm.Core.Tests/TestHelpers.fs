@@ -1,0 +1,103 @@
+/// Helpers shared by every test file: where the reference data lives, how to read its TSV and JSON, and
+/// numpy.isclose-style comparisons that report the worst element.
+module FmriGlm.Core.Tests.TestHelpers
+
+open System
+open System.Globalization
+open System.IO
+open System.Text.Json
+open Expecto
+
+/// A numpy.isclose tolerance: |actual − expected| ≤ absolute + relative·|expected|.
+type Accuracy = { absolute: float; relative: float }
+
+/// The reference data copied from nilearn 0.13.1 / nipy 0.5.0 / nibabel 5.0.0 into tests/data (see its README).
+module Reference =
+    /// tests/data, found by walking up from the test binary, so tests run from any working directory.
+    let dataDir =
+        let rec up (dir: DirectoryInfo) =
+            if isNull dir then
+                failwith "tests/data not found above the test binary"
+            else
+                let candidate = Path.Combine(dir.FullName, "tests", "data")
+                if Directory.Exists candidate then candidate else up dir.Parent
+        up (DirectoryInfo AppContext.BaseDirectory)
+
+    /// Path of a file in a reference case: `Reference.path "glm" "ar1" "X.tsv"`.
+    let path area case' file = Path.Combine(dataDir, area, case', file)
+
+    /// Case folder names of an area, sorted.
+    let cases area =
+        Directory.GetDirectories(Path.Combine(dataDir, area))
+        |> Array.map Path.GetFileName
+        |> Array.sort
+
+    /// A case's params.json.
+    let parameters area case' =
+        JsonDocument.Parse(File.ReadAllText(path area case' "params.json")).RootElement
+
+/// The reference TSV format: tab separated, one header row, %.17g numbers, nan/inf/-inf, n/a.
+module Tsv =
+    let private parseCell (s: string) =
+        match s with
+        | "nan" | "NaN" | "n/a" | "" -> nan
+        | "inf" | "Infinity" -> infinity
+        | "-inf" | "-Infinity" -> -infinity
+        | _ -> Double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)
+
+    /// Header and rows of cells, as text.
+    let read (file: string) : string[] * string[][] =
+        let lines = File.ReadAllLines file |> Array.filter (fun l -> l <> "")
+        let header = lines[0].Split '\t'
+        header, lines[1..] |> Array.map (fun l -> l.Split '\t')
+
+    /// Header and columns of numbers.
+    let columns (file: string) : string[] * float[][] =
+        let header, rows = read file
+        header, Array.init header.Length (fun j -> rows |> Array.map (fun r -> parseCell r[j]))
+
+    /// One column by name.
+    let column (file: string) (name: string) : float[] =
+        let header, cols = columns file
+        match Array.tryFindIndex ((=) name) header with
+        | Some j -> cols[j]
+        | None -> failwith $"{file} has no column {name}; it has {String.Join(',', header)}"
+
+    /// Every cell as a row-major matrix (rows × columns).
+    let matrix (file: string) : float[,] =
+        let _, cols = columns file
+        Array2D.init cols[0].Length cols.Length (fun i j -> cols[j][i])
+
+/// Comparisons in the numpy.isclose convention: NaN matches NaN, infinities match exactly.
+module Close =
+    let private isClose (acc: Accuracy) (a: float) (e: float) =
+        if Double.IsNaN e then Double.IsNaN a
+        elif Double.IsInfinity e then a = e
+        else abs (a - e) <= acc.absolute + acc.relative * abs e
+
+    /// Fails naming the worst element (index, both values, difference) when any element is out of tolerance.
+    let all (acc: Accuracy) (actual: float[]) (expected: float[]) (what: string) =
+        Expect.equal actual.Length expected.Length $"{what}: length"
+        let mutable worst = -1
+        let mutable worstExcess = 0.0
+        let mutable failures = 0
+        for i in 0 .. expected.Length - 1 do
+            if not (isClose acc actual[i] expected[i]) then
+                failures <- failures + 1
+                let excess =
+                    if Double.IsNaN actual[i] || Double.IsNaN expected[i] || Double.IsInfinity expected[i] then infinity
+                    else abs (actual[i] - expected[i]) - acc.absolute - acc.relative * abs expected[i]
+                if worst < 0 || excess > worstExcess then
+                    worst <- i
+                    worstExcess <- excess
+        if failures > 0 then
+            failtestf
+                "%s: %d of %d elements out of tolerance (atol %g, rtol %g); worst at %d: actual %.17g expected %.17g (diff %g)"
+                what failures expected.Length acc.absolute acc.relative worst actual[worst] expected[worst]
+                (actual[worst] - expected[worst])
+
+    /// Same for a matrix, flattened row-major.
+    let matrix (acc: Accuracy) (actual: float[,]) (expected: float[,]) (what: string) =
+        Expect.equal (Array2D.length1 actual, Array2D.length2 actual) (Array2D.length1 expected, Array2D.length2 expected) $"{what}: shape"
+        let flat (m: float[,]) = Array.init m.Length (fun k -> m[k / Array2D.length2 m, k % Array2D.length2 m])
+        all acc (flat actual) (flat expected) what
