@@ -1,0 +1,392 @@
+namespace FmriGlm.Core
+
+open System
+
+/// <summary>Size of a 3D voxel grid. Volumes are stored in NIfTI (Fortran) order: i fastest, then j, then k, so
+/// voxel (i, j, k) is at index <c>i + X·(j + Y·k)</c>.</summary>
+[<Struct>]
+type GridShape =
+    { X: int
+      Y: int
+      Z: int }
+
+    /// <summary>Number of voxels, X·Y·Z.</summary>
+    member s.Count = s.X * s.Y * s.Z
+
+    /// <summary>Index of voxel (i, j, k) in a Fortran-ordered volume.</summary>
+    member s.Index(i: int, j: int, k: int) = i + s.X * (j + s.Y * k)
+
+/// <summary>The floating-point type a reference computation runs in. nilearn keeps the image's dtype when it
+/// averages and smooths, so a float32 image gives float32 rounding at every step; reproducing a mask bit for bit
+/// needs the same rounding.</summary>
+type Precision =
+    /// Values are rounded to float32 after each array operation, as numpy does on float32 arrays.
+    | Single
+    /// Values stay float64.
+    | Double
+
+/// <summary>Options of <c>computeEpiMask</c>, with nilearn's names and defaults (<c>nilearn.masking.compute_epi_mask</c>).</summary>
+type EpiMaskOptions =
+    {
+        /// Lower fraction of the sorted mean values where the histogram gap is searched (default 0.2).
+        LowerCutoff: float
+        /// Upper fraction of the sorted mean values where the histogram gap is searched (default 0.85).
+        UpperCutoff: float
+        /// Keep only the largest 6-connected component (default true).
+        Connected: bool
+        /// Iterations of the morphological opening; 0 disables it and the 1-voxel smoothing (default 2).
+        Opening: int
+        /// Leave zeros out of the histogram, for zero-padded images (default false).
+        ExcludeZeros: bool
+        /// Replace NaN and infinite means by 0 before thresholding (default true).
+        EnsureFinite: bool
+    }
+
+/// <summary>Brain masks as nilearn computes them (<c>nilearn.masking</c>): the EPI heuristic of T. Nichols used by
+/// <c>FirstLevelModel</c> and <c>NiftiMasker(mask_strategy="epi")</c>, the background mask, and the scipy.ndimage
+/// morphology (6-connected cross, zero border) they rest on.</summary>
+module Masking =
+
+    /// <summary>nilearn's defaults: cut-offs 0.2 and 0.85, connected, opening 2, zeros kept, non-finite set to 0.</summary>
+    let defaultEpiMaskOptions =
+        { LowerCutoff = 0.2
+          UpperCutoff = 0.85
+          Connected = true
+          Opening = 2
+          ExcludeZeros = false
+          EnsureFinite = true }
+
+    let private rounder precision : float -> float =
+        match precision with
+        | Single -> fun x -> float (float32 x)
+        | Double -> id
+
+    let private checkLength (shape: GridShape) (length: int) (what: string) =
+        if length <> shape.Count then
+            invalidArg what $"{what} has {length} values, the grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"
+
+    /// <summary>Voxel-wise mean of volumes, accumulated as numpy's <c>mean(axis=-1)</c> over an image in file order
+    /// does: the first volume, then each next one added in turn, then divided by the count, rounding to
+    /// <paramref name="precision"/> after each step.</summary>
+    /// <exception cref="System.ArgumentException">No volume, or volumes of different lengths.</exception>
+    let meanVolume (precision: Precision) (volumes: float[] seq) : float[] =
+        let r = rounder precision
+        let mutable sum: float[] = null
+        let mutable n = 0
+
+        for v in volumes do
+            if isNull sum then
+                sum <- Array.map r v
+            else
+                if v.Length <> sum.Length then
+                    invalidArg (nameof volumes) $"volume {n} has {v.Length} voxels, volume 0 has {sum.Length}"
+
+                for i in 0 .. sum.Length - 1 do
+                    sum[i] <- r (sum[i] + r v[i])
+
+            n <- n + 1
+
+        if n = 0 then
+            invalidArg (nameof volumes) "no volume to average"
+
+        sum |> Array.map (fun s -> r (s / float n))
+
+    /// <summary>scipy.ndimage's Gaussian kernel for <c>gaussian_filter1d</c>: radius <c>int(truncate·σ + 0.5)</c>,
+    /// weights <c>exp(−x²/2σ²)</c> normalised to sum 1.</summary>
+    let gaussianKernel (sigma: float) (truncate: float) : float[] =
+        if not (sigma > 0.0) then
+            invalidArg (nameof sigma) $"sigma must be positive, got {sigma}"
+
+        let radius = int (truncate * sigma + 0.5)
+        let w = Array.init (2 * radius + 1) (fun k -> let x = float (k - radius) in exp (-0.5 / (sigma * sigma) * x * x))
+        let total = Array.sum w
+        w |> Array.map (fun x -> x / total)
+
+    // scipy's 'reflect' mode (d c b a | a b c d | d c b a): the edge sample is repeated.
+    let private reflect (n: int) (i: int) =
+        let period = 2 * n
+        let m = ((i % period) + period) % period
+        if m < n then m else period - 1 - m
+
+    /// <summary>Correlates every line of a volume along one axis with a symmetric kernel, in scipy's reflect mode,
+    /// summing in float64 and rounding each result to <paramref name="precision"/> (the output array's dtype).</summary>
+    let filterAxis (precision: Precision) (shape: GridShape) (axis: int) (kernel: float[]) (volume: float[]) : float[] =
+        checkLength shape volume.Length (nameof volume)
+        let r = rounder precision
+        let radius = kernel.Length / 2
+        let n, stride =
+            match axis with
+            | 0 -> shape.X, 1
+            | 1 -> shape.Y, shape.X
+            | 2 -> shape.Z, shape.X * shape.Y
+            | _ -> invalidArg (nameof axis) $"axis must be 0, 1 or 2, got {axis}"
+
+        let out = Array.zeroCreate volume.Length
+        let line = Array.zeroCreate n
+
+        for start in 0 .. volume.Length - 1 do
+            // a line starts where the axis coordinate is 0
+            if (start / stride) % n = 0 then
+                for t in 0 .. n - 1 do
+                    line[t] <- volume[start + t * stride]
+
+                for t in 0 .. n - 1 do
+                    // symmetric kernel: centre first, then pairs, as scipy's correlate1d does for symmetric weights
+                    let mutable acc = line[t] * kernel[radius]
+
+                    for k in 1 .. radius do
+                        acc <- acc + (line[reflect n (t - k)] + line[reflect n (t + k)]) * kernel[radius + k]
+
+                    out[start + t * stride] <- r acc
+
+        out
+
+    /// <summary>Gaussian smoothing of a volume as nilearn's <c>_smooth_array</c>: non-finite values set to 0 first,
+    /// then <c>gaussian_filter1d</c> (truncate 4) along each axis whose FWHM is non-zero, with
+    /// σ = FWHM / (√(8 ln 2) · voxel size).</summary>
+    /// <param name="precision">The dtype of the array nilearn smooths in place.</param>
+    /// <param name="shape">Grid of the volume.</param>
+    /// <param name="voxelSizes">Voxel size along i, j, k in mm: the norms of the affine's first three columns.</param>
+    /// <param name="fwhm">Full width at half maximum along i, j, k, in mm.</param>
+    /// <param name="volume">The volume, Fortran order.</param>
+    let smooth (precision: Precision) (shape: GridShape) (voxelSizes: float[]) (fwhm: float[]) (volume: float[]) : float[] =
+        if voxelSizes.Length <> 3 || fwhm.Length <> 3 then
+            invalidArg (nameof fwhm) "voxel sizes and FWHM need one value per axis (3)"
+
+        let r = rounder precision
+        let mutable data = volume |> Array.map (fun x -> if Double.IsFinite x then r x else 0.0)
+        let ratio = sqrt (8.0 * log 2.0)
+
+        for axis in 0..2 do
+            if fwhm[axis] <> 0.0 then
+                let sigma = fwhm[axis] / (ratio * voxelSizes[axis])
+                data <- filterAxis precision shape axis (gaussianKernel sigma 4.0) data
+
+        data
+
+    // The six face neighbours of scipy.ndimage.generate_binary_structure(3, 1).
+    let private neighbours (shape: GridShape) (v: int) =
+        let i = v % shape.X
+        let j = (v / shape.X) % shape.Y
+        let k = v / (shape.X * shape.Y)
+
+        seq {
+            if i > 0 then yield v - 1
+            if i < shape.X - 1 then yield v + 1
+            if j > 0 then yield v - shape.X
+            if j < shape.Y - 1 then yield v + shape.X
+            if k > 0 then yield v - shape.X * shape.Y
+            if k < shape.Z - 1 then yield v + shape.X * shape.Y
+        }
+
+    let private onBorder (shape: GridShape) (v: int) =
+        let i = v % shape.X
+        let j = (v / shape.X) % shape.Y
+        let k = v / (shape.X * shape.Y)
+        i = 0 || j = 0 || k = 0 || i = shape.X - 1 || j = shape.Y - 1 || k = shape.Z - 1
+
+    /// <summary>scipy.ndimage.binary_erosion with the 6-connected cross and border value 0, repeated
+    /// <paramref name="iterations"/> times: a voxel stays only if it and its six neighbours are set, and voxels
+    /// outside the grid count as unset.</summary>
+    let erode (shape: GridShape) (iterations: int) (mask: bool[]) : bool[] =
+        checkLength shape mask.Length (nameof mask)
+        let mutable m = Array.copy mask
+
+        for _ in 1..iterations do
+            let prev = m
+            m <- Array.init prev.Length (fun v -> prev[v] && not (onBorder shape v) && Seq.forall (fun u -> prev[u]) (neighbours shape v))
+
+        m
+
+    /// <summary>scipy.ndimage.binary_dilation with the 6-connected cross and border value 0, repeated
+    /// <paramref name="iterations"/> times.</summary>
+    let dilate (shape: GridShape) (iterations: int) (mask: bool[]) : bool[] =
+        checkLength shape mask.Length (nameof mask)
+        let mutable m = Array.copy mask
+
+        for _ in 1..iterations do
+            let prev = m
+            m <- Array.init prev.Length (fun v -> prev[v] || Seq.exists (fun u -> prev[u]) (neighbours shape v))
+
+        m
+
+    /// <summary>The largest 6-connected component of a mask (nilearn's <c>largest_connected_component</c>).
+    /// Components are numbered in the order scipy.ndimage.label meets them, scanning in C order (k fastest); a tie
+    /// goes to the lower number, as numpy's argmax does. An empty mask is returned unchanged.</summary>
+    let largestConnectedComponent (shape: GridShape) (mask: bool[]) : bool[] =
+        checkLength shape mask.Length (nameof mask)
+        let labels = Array.zeroCreate<int> mask.Length
+        let sizes = ResizeArray<int>()
+        let stack = System.Collections.Generic.Stack<int>()
+
+        for i in 0 .. shape.X - 1 do
+            for j in 0 .. shape.Y - 1 do
+                for k in 0 .. shape.Z - 1 do
+                    let v = shape.Index(i, j, k)
+
+                    if mask[v] && labels[v] = 0 then
+                        let label = sizes.Count + 1
+                        let mutable size = 0
+                        labels[v] <- label
+                        stack.Push v
+
+                        while stack.Count > 0 do
+                            let u = stack.Pop()
+                            size <- size + 1
+
+                            for w in neighbours shape u do
+                                if mask[w] && labels[w] = 0 then
+                                    labels[w] <- label
+                                    stack.Push w
+
+                        sizes.Add size
+
+        if sizes.Count <= 1 then
+            Array.copy mask
+        else
+            let mutable best = 0
+
+            for l in 1 .. sizes.Count - 1 do
+                if sizes[l] > sizes[best] then best <- l
+
+            labels |> Array.map (fun l -> l = best + 1)
+
+    /// <summary>The mask's clean-up in nilearn's <c>_post_process_mask</c>: erosion (<c>opening</c> times), the
+    /// largest connected component when <c>connected</c> and the mask is not empty, then dilation
+    /// (2·<c>opening</c>) and erosion (<c>opening</c>).</summary>
+    let postProcess (shape: GridShape) (opening: int) (connected: bool) (mask: bool[]) : bool[] =
+        let eroded = if opening > 0 then erode shape opening mask else mask
+
+        let kept =
+            if connected && Array.exists id eroded then
+                largestConnectedComponent shape eroded
+            else
+                eroded
+
+        if opening > 0 then
+            kept |> dilate shape (2 * opening) |> erode shape opening
+        else
+            kept
+
+    /// <summary>The threshold of nilearn's EPI heuristic: the mid-point of the widest gap between consecutive
+    /// sorted values, searched between the <c>LowerCutoff</c> and <c>UpperCutoff</c> fractions. Differences and the
+    /// mid-point's sum are rounded to <paramref name="precision"/>, as numpy computes them on the image's dtype.</summary>
+    /// <returns>The threshold, or NaN when fewer than two values are left to search.</returns>
+    let epiThreshold (precision: Precision) (options: EpiMaskOptions) (meanValues: float[]) : float =
+        let r = rounder precision
+        let sorted = meanValues |> Array.filter (fun x -> not options.ExcludeZeros || x <> 0.0) |> Array.sort
+        let n = sorted.Length
+        let lower = int (floor (options.LowerCutoff * float n))
+        let upper = min (int (floor (options.UpperCutoff * float n))) (n - 1)
+
+        if upper <= lower || lower < 0 then
+            nan
+        else
+            let mutable best = lower
+            let mutable bestGap = r (sorted[lower + 1] - sorted[lower])
+
+            for i in lower + 1 .. upper - 1 do
+                let gap = r (sorted[i + 1] - sorted[i])
+                if gap > bestGap then
+                    best <- i
+                    bestGap <- gap
+
+            // numpy 1.x: float32 + float32 stays float32, × 0.5 is exact.
+            r (sorted[best] + sorted[best + 1]) * 0.5
+
+    /// <summary>The result of a mask computation: the mask (Fortran order), the threshold used, and what nilearn
+    /// would have warned about (an empty mask), as values.</summary>
+    type MaskResult =
+        {
+            /// True inside the brain, Fortran order.
+            Mask: bool[]
+            /// The intensity threshold applied to the mean image (NaN when none could be found).
+            Threshold: float
+            /// Warnings nilearn would emit, in words.
+            Warnings: string list
+        }
+
+    /// <summary>nilearn's <c>compute_epi_mask</c> on a mean image (already averaged over volumes with
+    /// <c>meanVolume</c>): 1-voxel-FWHM smoothing when <c>Opening</c> &gt; 0 (nilearn smooths with an identity
+    /// affine, so the width is in voxels), non-finite values to 0, the histogram-gap threshold, <c>mean ≥
+    /// threshold</c>, then <c>postProcess</c>.</summary>
+    /// <param name="precision">The dtype nilearn averages the image in: Single for float32 images.</param>
+    /// <param name="options">Cut-offs, opening, connectivity; see <c>defaultEpiMaskOptions</c>.</param>
+    /// <param name="shape">Grid of the image.</param>
+    /// <param name="mean">Mean image, Fortran order.</param>
+    let computeEpiMask (precision: Precision) (options: EpiMaskOptions) (shape: GridShape) (mean: float[]) : MaskResult =
+        checkLength shape mean.Length (nameof mean)
+
+        if not (0.0 <= options.LowerCutoff && options.LowerCutoff < options.UpperCutoff && options.UpperCutoff <= 1.0) then
+            invalidArg (nameof options) $"cut-offs must satisfy 0 ≤ lower < upper ≤ 1, got {options.LowerCutoff} and {options.UpperCutoff}"
+
+        let smoothed =
+            if options.Opening > 0 then
+                let s = smooth precision shape [| 1.0; 1.0; 1.0 |] [| 1.0; 1.0; 1.0 |] mean
+                // nilearn puts the NaNs back after smoothing; ensure_finite then sets them to 0
+                Array.map2 (fun (m: float) x -> if Double.IsNaN m then nan else x) mean s
+            else
+                Array.copy mean
+
+        let values =
+            if options.EnsureFinite then
+                smoothed |> Array.map (fun x -> if Double.IsFinite x then x else 0.0)
+            else
+                smoothed
+
+        let threshold = epiThreshold precision options values
+        // comparing a float32 array with a float64 scalar: numpy 1.x casts the scalar to float32
+        let t = rounder precision threshold
+        let raw = values |> Array.map (fun x -> x >= t)
+        let mask = postProcess shape options.Opening options.Connected raw
+
+        { Mask = mask
+          Threshold = threshold
+          Warnings =
+            if Array.exists id mask then
+                []
+            else
+                [ "Computed an empty mask. Are you sure that input data are EPI images not detrended." ] }
+
+    /// <summary>nilearn's <c>compute_background_mask</c> on a mean image: if the border (<paramref name="borderSize"/>
+    /// voxels deep on every face) has a NaN, the mask is the non-NaN voxels; otherwise the background is the
+    /// median of the border and the mask is every voxel that differs from it. Then <c>postProcess</c>
+    /// (nilearn's defaults: opening 0, not connected).</summary>
+    let computeBackgroundMask (shape: GridShape) (borderSize: int) (opening: int) (connected: bool) (mean: float[]) : MaskResult =
+        checkLength shape mean.Length (nameof mean)
+        let b = borderSize
+
+        // nilearn's get_border_data concatenates six slabs that overlap at the edges, so edge and corner voxels
+        // count two or three times in the median; the same multiset is built here.
+        let border =
+            [| for v in 0 .. mean.Length - 1 do
+                   let i = v % shape.X
+                   let j = (v / shape.X) % shape.Y
+                   let k = v / (shape.X * shape.Y)
+
+                   for inSlab in [ i < b; i >= shape.X - b; j < b; j >= shape.Y - b; k < b; k >= shape.Z - b ] do
+                       if inSlab then yield mean[v] |]
+
+        let raw, background =
+            if Array.exists Double.IsNaN border then
+                mean |> Array.map (Double.IsNaN >> not), nan
+            else
+                let sorted = Array.sort border
+                let m = sorted.Length
+
+                let median =
+                    if m = 0 then nan
+                    elif m % 2 = 1 then sorted[m / 2]
+                    else 0.5 * (sorted[m / 2 - 1] + sorted[m / 2])
+
+                mean |> Array.map (fun x -> x <> median), median
+
+        let mask = postProcess shape opening connected raw
+
+        { Mask = mask
+          Threshold = background
+          Warnings =
+            if Array.exists id mask then
+                []
+            else
+                [ "Computed an empty mask. Are you sure that input images have a homogeneous background." ] }
