@@ -19,6 +19,7 @@ type FmriGlmArgs =
 
 [<EntryPoint>]
 let main argv =
+    if argv.Length = 2 && argv[0] = BenchCommand.measureFlag then BenchCommand.measure argv[1] else
     let parser = ArgumentParser.Create<FmriGlmArgs>(programName = "fmriglm")
     try
         let results = parser.ParseCommandLine(argv)
