@@ -233,6 +233,33 @@ let private laws =
                 let h = NiftiIo.headerFor (Nifti.writeOptions [| 2L; 2L; 2L |] affine)
                 Close.all { absolute = 1e-9; relative = 0.0 } (flat (NiftiHeaderCodec.qformAffine h)) (flat affine) "qform affine")
 
+        testCase "an axis above 32767 is written as NIfTI-2 (540-byte header, vox_offset 544) and read back exactly" <| fun () ->
+            withTempDir (fun dir ->
+                let path = Path.Combine(dir, "long.nii.gz")
+                let data = Array.init 40000 (fun i -> float (i % 251))
+                let options = { Nifti.writeOptions [| 40000L; 1L; 1L |] (array2D [ [ 1.0; 0; 0; 0 ]; [ 0; 1; 0; 0 ]; [ 0; 0; 1; 0 ]; [ 0; 0; 0; 1 ] ]) with Datatype = NiftiDatatype.UInt8 }
+                Nifti.write path options data
+                let back = Nifti.read path
+                Expect.equal (back.Header.Version, back.Header.VoxOffset) (2, 544L) "NIfTI-2"
+                Close.all exact back.Data data "data")
+
+        testCase "a 5D image with a size-1 4th axis reads as a series of its 5th axis; other 5D shapes are refused" <| fun () ->
+            withTempDir (fun dir ->
+                let source = Reference.path "nifti" "dtype-int16" "image.nii"
+                let put (k: int) (v: int16) (b: byte[]) =
+                    let b = Array.copy b
+                    Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(Span(b, 40 + 2 * k, 2), v)
+                    b
+                let five = Path.Combine(dir, "five.nii")
+                File.WriteAllBytes(five, (put 0 5s >> put 3 1s >> put 4 1s >> put 5 2s) (File.ReadAllBytes source))
+                use reader = Nifti.openVolumes five
+                Expect.equal (reader.VolumeCount, reader.VoxelsPerVolume) (2L, 12) "2 volumes of 4×3×1"
+                let expected = Tsv.column (Reference.path "nifti" "dtype-int16" "values.tsv") "value"
+                Close.all exact (Array.append (reader.NextVolume()) (reader.NextVolume())) expected "values"
+                let bad = Path.Combine(dir, "bad.nii")
+                File.WriteAllBytes(bad, (put 0 5s >> put 3 1s >> put 4 2s >> put 5 1s) (File.ReadAllBytes source))
+                Expect.throwsT<GlmInputException> (fun () -> Nifti.read bad |> ignore) "5D with dim[4] = 2 is refused")
+
         testCase "a streaming write of volume after volume equals the whole write, byte for byte (.nii)" <| fun () ->
             withTempDir (fun dir ->
                 let shape = [| 4L; 3L; 2L; 5L |]
