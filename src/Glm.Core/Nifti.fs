@@ -535,6 +535,25 @@ module Nifti =
         readSingle input h layout (Array.zeroCreate chunkBytes) (Span data)
         { Header = h; Data = data }
 
+    /// <summary>Reads a 3D/4D image as float32 in scans × voxels column-major layout (the core's voxel layout:
+    /// voxel v's series is <c>Data[v·scans .. v·scans + scans − 1]</c>, voxels in file order), volume by volume:
+    /// peak memory is the result plus one volume.</summary>
+    /// <exception cref="GlmInputException">Any fault of the file (see the module remarks).</exception>
+    let readVoxelSeries (path: string) : NiftiImage<float32> =
+        use input = new Input(path)
+        let h, layout = readHeaderFrom input
+        let scans = layout.Volumes
+        let data = allocate<float32> path (layout.VoxelsPerVolume * scans)
+        let voxels = int layout.VoxelsPerVolume
+        let volume = Array.zeroCreate<float32> voxels
+        let buffer = Array.zeroCreate<byte> chunkBytes
+        let n = int scans
+        for t in 0 .. n - 1 do
+            readSingle input h layout buffer (Span volume)
+            for v in 0 .. voxels - 1 do
+                data[v * n + t] <- volume[v]
+        { Header = h; Data = data }
+
     /// <summary>Opens a file for reading volume by volume (sequentially).</summary>
     /// <exception cref="GlmInputException">The file is missing, not NIfTI, or its header is faulty; reads raise
     /// it for truncated or corrupt data.</exception>
