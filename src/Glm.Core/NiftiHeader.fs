@@ -37,72 +37,73 @@ type NiftiExtension = { Code: int; Content: byte[] }
 /// members, computed as nibabel 5.0 computes them.</summary>
 type NiftiHeader =
     {
-      /// <summary>1 (348-byte header) or 2 (540-byte header).</summary>
-      Version: int
-      /// <summary>True when the file is big-endian.</summary>
-      BigEndian: bool
-      /// <summary><c>sizeof_hdr</c>: 348 or 540.</summary>
-      SizeOfHeader: int
-      /// <summary><c>magic</c> up to its first NUL: "n+1" or "n+2".</summary>
-      Magic: string
-      /// <summary><c>dim[0..7]</c>: dim[0] is the number of axes, dim[1..dim[0]] their sizes.</summary>
-      Dim: int64[]
-      /// <summary><c>datatype</c> code, as stored.</summary>
-      DatatypeCode: int
-      /// <summary><c>bitpix</c>, as stored (nibabel ignores a wrong value; so do we).</summary>
-      Bitpix: int
-      /// <summary><c>pixdim[0..7]</c>: pixdim[0] is qfac, pixdim[1..3] voxel sizes, pixdim[4] the TR, as stored.</summary>
-      Pixdim: float[]
-      /// <summary><c>vox_offset</c>: byte offset of the voxel data in the file.</summary>
-      VoxOffset: int64
-      /// <summary><c>scl_slope</c>; 0 or NaN means the data is not scaled.</summary>
-      SclSlope: float
-      /// <summary><c>scl_inter</c>.</summary>
-      SclInter: float
-      /// <summary><c>xyzt_units</c>: spatial units in bits 0–2, time units in bits 3–5.</summary>
-      XyztUnits: int
-      /// <summary><c>intent_code</c>.</summary>
-      IntentCode: int
-      /// <summary><c>intent_p1</c>, <c>intent_p2</c>, <c>intent_p3</c>.</summary>
-      IntentParameters: float[]
-      /// <summary><c>intent_name</c> up to its first NUL.</summary>
-      IntentName: string
-      /// <summary><c>cal_min</c>: display range minimum.</summary>
-      CalMin: float
-      /// <summary><c>cal_max</c>: display range maximum.</summary>
-      CalMax: float
-      /// <summary><c>slice_start</c>.</summary>
-      SliceStart: int64
-      /// <summary><c>slice_end</c>.</summary>
-      SliceEnd: int64
-      /// <summary><c>slice_code</c>.</summary>
-      SliceCode: int
-      /// <summary><c>slice_duration</c>.</summary>
-      SliceDuration: float
-      /// <summary><c>toffset</c>.</summary>
-      Toffset: float
-      /// <summary><c>dim_info</c>.</summary>
-      DimInfo: int
-      /// <summary><c>descrip</c> up to its first NUL byte (Latin-1).</summary>
-      Descrip: string
-      /// <summary><c>aux_file</c> up to its first NUL byte.</summary>
-      AuxFile: string
-      /// <summary><c>qform_code</c> as stored (0 unknown, 1 scanner, 2 aligned, 3 Talairach, 4 MNI, 5 template).</summary>
-      QformCode: int
-      /// <summary><c>sform_code</c> as stored.</summary>
-      SformCode: int
-      /// <summary><c>quatern_b</c>, <c>quatern_c</c>, <c>quatern_d</c>.</summary>
-      Quaternion: float[]
-      /// <summary><c>qoffset_x</c>, <c>qoffset_y</c>, <c>qoffset_z</c>, in mm.</summary>
-      QOffset: float[]
-      /// <summary><c>srow_x</c>: first row of the sform affine.</summary>
-      SrowX: float[]
-      /// <summary><c>srow_y</c>: second row of the sform affine.</summary>
-      SrowY: float[]
-      /// <summary><c>srow_z</c>: third row of the sform affine.</summary>
-      SrowZ: float[]
-      /// <summary>Header extensions, in file order.</summary>
-      Extensions: NiftiExtension list }
+        /// <summary>1 (348-byte header) or 2 (540-byte header).</summary>
+        Version: int
+        /// <summary>True when the file is big-endian.</summary>
+        BigEndian: bool
+        /// <summary><c>sizeof_hdr</c>: 348 or 540.</summary>
+        SizeOfHeader: int
+        /// <summary><c>magic</c> up to its first NUL: "n+1" or "n+2".</summary>
+        Magic: string
+        /// <summary><c>dim[0..7]</c>: dim[0] is the number of axes, dim[1..dim[0]] their sizes.</summary>
+        Dim: int64[]
+        /// <summary><c>datatype</c> code, as stored.</summary>
+        DatatypeCode: int
+        /// <summary><c>bitpix</c>, as stored (nibabel ignores a wrong value; so do we).</summary>
+        Bitpix: int
+        /// <summary><c>pixdim[0..7]</c>: pixdim[0] is qfac, pixdim[1..3] voxel sizes, pixdim[4] the TR, as stored.</summary>
+        Pixdim: float[]
+        /// <summary><c>vox_offset</c>: byte offset of the voxel data in the file.</summary>
+        VoxOffset: int64
+        /// <summary><c>scl_slope</c>; 0 or NaN means the data is not scaled.</summary>
+        SclSlope: float
+        /// <summary><c>scl_inter</c>.</summary>
+        SclInter: float
+        /// <summary><c>xyzt_units</c>: spatial units in bits 0–2, time units in bits 3–5.</summary>
+        XyztUnits: int
+        /// <summary><c>intent_code</c>.</summary>
+        IntentCode: int
+        /// <summary><c>intent_p1</c>, <c>intent_p2</c>, <c>intent_p3</c>.</summary>
+        IntentParameters: float[]
+        /// <summary><c>intent_name</c> up to its first NUL.</summary>
+        IntentName: string
+        /// <summary><c>cal_min</c>: display range minimum.</summary>
+        CalMin: float
+        /// <summary><c>cal_max</c>: display range maximum.</summary>
+        CalMax: float
+        /// <summary><c>slice_start</c>.</summary>
+        SliceStart: int64
+        /// <summary><c>slice_end</c>.</summary>
+        SliceEnd: int64
+        /// <summary><c>slice_code</c>.</summary>
+        SliceCode: int
+        /// <summary><c>slice_duration</c>.</summary>
+        SliceDuration: float
+        /// <summary><c>toffset</c>.</summary>
+        Toffset: float
+        /// <summary><c>dim_info</c>.</summary>
+        DimInfo: int
+        /// <summary><c>descrip</c> up to its first NUL byte (Latin-1).</summary>
+        Descrip: string
+        /// <summary><c>aux_file</c> up to its first NUL byte.</summary>
+        AuxFile: string
+        /// <summary><c>qform_code</c> as stored (0 unknown, 1 scanner, 2 aligned, 3 Talairach, 4 MNI, 5 template).</summary>
+        QformCode: int
+        /// <summary><c>sform_code</c> as stored.</summary>
+        SformCode: int
+        /// <summary><c>quatern_b</c>, <c>quatern_c</c>, <c>quatern_d</c>.</summary>
+        Quaternion: float[]
+        /// <summary><c>qoffset_x</c>, <c>qoffset_y</c>, <c>qoffset_z</c>, in mm.</summary>
+        QOffset: float[]
+        /// <summary><c>srow_x</c>: first row of the sform affine.</summary>
+        SrowX: float[]
+        /// <summary><c>srow_y</c>: second row of the sform affine.</summary>
+        SrowY: float[]
+        /// <summary><c>srow_z</c>: third row of the sform affine.</summary>
+        SrowZ: float[]
+        /// <summary>Header extensions, in file order.</summary>
+        Extensions: NiftiExtension list
+    }
 
 /// Header parsing, serialisation and the affine arithmetic of nibabel 5.0 (internal: reached through Nifti).
 module internal NiftiHeaderCodec =
@@ -140,7 +141,8 @@ module internal NiftiHeaderCodec =
         | _ -> "unknown code"
 
     /// "unsupported datatype N (name)".
-    let unsupported (code: int) = $"unsupported datatype {code} ({nameOfCode code})"
+    let unsupported (code: int) =
+        $"unsupported datatype {code} ({nameOfCode code})"
 
     let private text (field: ReadOnlySpan<byte>) =
         let n = field.IndexOf 0uy
@@ -150,6 +152,7 @@ module internal NiftiHeaderCodec =
     let detect (bytes: byte[]) =
         let le = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan(bytes, 0, 4))
         let be = BinaryPrimitives.ReadInt32BigEndian(ReadOnlySpan(bytes, 0, 4))
+
         if le = nifti1Size || le = nifti2Size then Some(le, false)
         elif be = nifti1Size || be = nifti2Size then Some(be, true)
         else None
@@ -160,30 +163,70 @@ module internal NiftiHeaderCodec =
             match detect bytes with
             | Some d -> d
             | None -> invalidArg (nameof bytes) "not a NIfTI header start"
+
         let i16 (o: int) =
             let s = ReadOnlySpan(bytes, o, 2)
-            int (if big then BinaryPrimitives.ReadInt16BigEndian s else BinaryPrimitives.ReadInt16LittleEndian s)
+
+            int (
+                if big then
+                    BinaryPrimitives.ReadInt16BigEndian s
+                else
+                    BinaryPrimitives.ReadInt16LittleEndian s
+            )
+
         let i32 (o: int) =
             let s = ReadOnlySpan(bytes, o, 4)
-            if big then BinaryPrimitives.ReadInt32BigEndian s else BinaryPrimitives.ReadInt32LittleEndian s
+
+            if big then
+                BinaryPrimitives.ReadInt32BigEndian s
+            else
+                BinaryPrimitives.ReadInt32LittleEndian s
+
         let i64 (o: int) =
             let s = ReadOnlySpan(bytes, o, 8)
-            if big then BinaryPrimitives.ReadInt64BigEndian s else BinaryPrimitives.ReadInt64LittleEndian s
+
+            if big then
+                BinaryPrimitives.ReadInt64BigEndian s
+            else
+                BinaryPrimitives.ReadInt64LittleEndian s
+
         let f32 (o: int) =
             let s = ReadOnlySpan(bytes, o, 4)
-            float (if big then BinaryPrimitives.ReadSingleBigEndian s else BinaryPrimitives.ReadSingleLittleEndian s)
+
+            float (
+                if big then
+                    BinaryPrimitives.ReadSingleBigEndian s
+                else
+                    BinaryPrimitives.ReadSingleLittleEndian s
+            )
+
         let f64 (o: int) =
             let s = ReadOnlySpan(bytes, o, 8)
-            if big then BinaryPrimitives.ReadDoubleBigEndian s else BinaryPrimitives.ReadDoubleLittleEndian s
+
+            if big then
+                BinaryPrimitives.ReadDoubleBigEndian s
+            else
+                BinaryPrimitives.ReadDoubleLittleEndian s
+
         if size = nifti1Size then
             let magic = text (ReadOnlySpan(bytes, 344, 4))
+
             if magic = "ni1" then
-                raise (GlmInputException(source, "header of a NIfTI-1 pair (.hdr/.img); only single .nii/.nii.gz files are supported"))
+                raise (
+                    GlmInputException(
+                        source,
+                        "header of a NIfTI-1 pair (.hdr/.img); only single .nii/.nii.gz files are supported"
+                    )
+                )
+
             if magic <> "n+1" then
                 raise (GlmInputException(source, $"bad magic '{magic}': a 348-byte header must say 'n+1'"))
+
             let voxOffset = f32 108
+
             if Double.IsNaN voxOffset || voxOffset < 0.0 || voxOffset > 9.0e15 then
                 raise (GlmInputException(source, $"vox_offset {voxOffset} is not a byte offset"))
+
             { Version = 1
               BigEndian = big
               SizeOfHeader = size
@@ -219,8 +262,10 @@ module internal NiftiHeaderCodec =
               Extensions = [] }
         else
             let magic = text (ReadOnlySpan(bytes, 4, 8))
+
             if magic <> "n+2" then
                 raise (GlmInputException(source, $"bad magic '{magic}': a 540-byte header must say 'n+2'"))
+
             { Version = 2
               BigEndian = big
               SizeOfHeader = size
@@ -257,15 +302,28 @@ module internal NiftiHeaderCodec =
 
     /// Serialises a header little-endian (without extensions): 348 or 540 bytes by h.Version.
     let serialize (h: NiftiHeader) : byte[] =
-        let bytes = Array.zeroCreate<byte> (if h.Version = 2 then nifti2Size else nifti1Size)
-        let i16 (o: int) (v: int) = BinaryPrimitives.WriteInt16LittleEndian(Span(bytes, o, 2), int16 v)
-        let i32 (o: int) (v: int) = BinaryPrimitives.WriteInt32LittleEndian(Span(bytes, o, 4), v)
-        let i64 (o: int) (v: int64) = BinaryPrimitives.WriteInt64LittleEndian(Span(bytes, o, 8), v)
-        let f32 (o: int) (v: float) = BinaryPrimitives.WriteSingleLittleEndian(Span(bytes, o, 4), float32 v)
-        let f64 (o: int) (v: float) = BinaryPrimitives.WriteDoubleLittleEndian(Span(bytes, o, 8), v)
+        let bytes =
+            Array.zeroCreate<byte> (if h.Version = 2 then nifti2Size else nifti1Size)
+
+        let i16 (o: int) (v: int) =
+            BinaryPrimitives.WriteInt16LittleEndian(Span(bytes, o, 2), int16 v)
+
+        let i32 (o: int) (v: int) =
+            BinaryPrimitives.WriteInt32LittleEndian(Span(bytes, o, 4), v)
+
+        let i64 (o: int) (v: int64) =
+            BinaryPrimitives.WriteInt64LittleEndian(Span(bytes, o, 8), v)
+
+        let f32 (o: int) (v: float) =
+            BinaryPrimitives.WriteSingleLittleEndian(Span(bytes, o, 4), float32 v)
+
+        let f64 (o: int) (v: float) =
+            BinaryPrimitives.WriteDoubleLittleEndian(Span(bytes, o, 8), v)
+
         let str (o: int) (len: int) (s: string) =
             let b = Encoding.Latin1.GetBytes s
             Array.blit b 0 bytes o (min b.Length (len - 1))
+
         if h.Version = 2 then
             i32 0 nifti2Size
             str 4 8 "n+2"
@@ -330,18 +388,23 @@ module internal NiftiHeaderCodec =
             h.SrowZ |> Array.iteri (fun k v -> f32 (312 + 4 * k) v)
             str 328 16 h.IntentName
             str 344 4 "n+1"
+
         bytes
 
     /// nibabel's load-time fixes (Nifti1Header.check_fix): negative pixdim[1..3] become their absolute values,
     /// a qfac other than ±1 becomes 1.
-    let fixedZooms (h: NiftiHeader) = Array.init 3 (fun k -> abs h.Pixdim[k + 1])
+    let fixedZooms (h: NiftiHeader) =
+        Array.init 3 (fun k -> abs h.Pixdim[k + 1])
 
-    let qfac (h: NiftiHeader) = if h.Pixdim[0] = -1.0 then -1.0 else 1.0
+    let qfac (h: NiftiHeader) =
+        if h.Pixdim[0] = -1.0 then -1.0 else 1.0
 
     /// nibabel's quaternion threshold: −3·eps of the stored precision (float32 for NIfTI-1, float64 for NIfTI-2).
     let quaternionThreshold (h: NiftiHeader) =
-        if h.Version = 2 then -3.0 * 2.220446049250313e-16
-        else -3.0 * 1.1920928955078125e-07
+        if h.Version = 2 then
+            -3.0 * 2.220446049250313e-16
+        else
+            -3.0 * 1.1920928955078125e-07
 
     /// w² = 1 − b² − c² − d² of the stored quaternion.
     let quaternionW2 (h: NiftiHeader) =
@@ -356,6 +419,7 @@ module internal NiftiHeaderCodec =
         let w2 = quaternionW2 h
         let w = if w2 < 0.0 then 0.0 else sqrt w2
         let n = w * w + b * b + c * c + d * d
+
         let r =
             if n < 2.220446049250313e-16 then
                 array2D [ [ 1.0; 0.0; 0.0 ]; [ 0.0; 1.0; 0.0 ]; [ 0.0; 0.0; 1.0 ] ]
@@ -365,12 +429,15 @@ module internal NiftiHeaderCodec =
                 let wx, wy, wz = w * x, w * y, w * z
                 let xx, xy, xz = b * x, b * y, b * z
                 let yy, yz, zz = c * y, c * z, d * z
+
                 array2D
                     [ [ 1.0 - (yy + zz); xy - wz; xz + wy ]
                       [ xy + wz; 1.0 - (xx + zz); yz - wx ]
                       [ xz - wy; yz + wx; 1.0 - (xx + yy) ] ]
+
         let zooms = fixedZooms h
         zooms[2] <- zooms[2] * qfac h
+
         Array2D.init 4 4 (fun i j ->
             if i = 3 then (if j = 3 then 1.0 else 0.0)
             elif j = 3 then h.QOffset[i]
@@ -389,18 +456,27 @@ module internal NiftiHeaderCodec =
     /// voxel, over the first three axes (missing axes count as size 1, zoom 1).
     let baseAffine (h: NiftiHeader) : float[,] =
         let ndim = int (max 0L (min 7L h.Dim[0]))
-        let size k = if k < ndim then float h.Dim[k + 1] else 1.0
-        let zoom k = if k < ndim then abs h.Pixdim[k + 1] else 1.0
+
+        let size k =
+            if k < ndim then float h.Dim[k + 1] else 1.0
+
+        let zoom k =
+            if k < ndim then abs h.Pixdim[k + 1] else 1.0
+
         Array2D.init 4 4 (fun i j ->
-            if i = 3 then (if j = 3 then 1.0 else 0.0)
+            if i = 3 then
+                (if j = 3 then 1.0 else 0.0)
             elif j = 3 then
                 let z = if i = 0 then -(zoom i) else zoom i
                 -((size i - 1.0) / 2.0) * z
-            elif i = j then (if i = 0 then -(zoom i) else zoom i)
-            else 0.0)
+            elif i = j then
+                (if i = 0 then -(zoom i) else zoom i)
+            else
+                0.0)
 
     /// nibabel's xform codes are 0..5; any other value is reset to 0 (unknown) at load.
-    let validCode (code: int) = if code >= 0 && code <= 5 then code else 0
+    let validCode (code: int) =
+        if code >= 0 && code <= 5 then code else 0
 
     /// nibabel get_best_affine(): sform when sform_code > 0, else qform when qform_code > 0, else the base affine.
     let bestAffine (h: NiftiHeader) =
@@ -412,6 +488,7 @@ module internal NiftiHeaderCodec =
     /// diagonal combinations is taken under the square root, so no division is by a small number).
     let private rotationToQuaternion (r: float[,]) =
         let t = r[0, 0] + r[1, 1] + r[2, 2]
+
         let w, x, y, z =
             if t > r[0, 0] && t > r[1, 1] && t > r[2, 2] then
                 let s = 2.0 * sqrt (1.0 + t)
@@ -425,6 +502,7 @@ module internal NiftiHeaderCodec =
             else
                 let s = 2.0 * sqrt (1.0 + r[2, 2] - r[0, 0] - r[1, 1])
                 (r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s
+
         if w < 0.0 then -w, -x, -y, -z else w, x, y, z
 
     /// nibabel set_qform(affine): zooms are the column norms of the 3×3 part, qfac = sign of det(R), R made
@@ -433,18 +511,27 @@ module internal NiftiHeaderCodec =
     let qformParameters (affine: float[,]) =
         if Array2D.length1 affine <> 4 || Array2D.length2 affine <> 4 then
             invalidArg (nameof affine) $"the affine must be 4×4, not {Array2D.length1 affine}×{Array2D.length2 affine}"
+
         for i in 0..3 do
             for j in 0..3 do
                 if not (Double.IsFinite affine[i, j]) then
                     invalidArg (nameof affine) $"affine[{i},{j}] = {affine[i, j]} is not finite"
-        let zooms = Array.init 3 (fun j -> sqrt (affine[0, j] ** 2.0 + affine[1, j] ** 2.0 + affine[2, j] ** 2.0))
+
+        let zooms =
+            Array.init 3 (fun j -> sqrt (affine[0, j] ** 2.0 + affine[1, j] ** 2.0 + affine[2, j] ** 2.0))
+
         if zooms |> Array.exists (fun z -> z = 0.0) then
             invalidArg (nameof affine) "a column of the affine's 3×3 part is zero: the affine is singular"
-        let r = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(3, 3, fun i j -> affine[i, j] / zooms[j])
+
+        let r =
+            MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(3, 3, fun i j -> affine[i, j] / zooms[j])
+
         let q = if r.Determinant() > 0.0 then 1.0 else -1.0
+
         if q < 0.0 then
             for i in 0..2 do
                 r[i, 2] <- -r[i, 2]
+
         let svd = r.Svd(true)
         let pr = svd.U * svd.VT
         let _, b, c, d = rotationToQuaternion (Array2D.init 3 3 (fun i j -> pr[i, j]))
@@ -499,9 +586,11 @@ type NiftiHeader with
     /// xyzt_units says so (unknown units are taken as seconds, as nilearn does); None for a 3D image or when the
     /// time unit is not a time (Hz, ppm, rad/s).</summary>
     member h.TR: float option =
-        if h.Dim[0] < 4L then None
+        if h.Dim[0] < 4L then
+            None
         else
             let t = h.Pixdim[4]
+
             match h.TimeUnit with
             | "sec"
             | "unknown" -> Some t
@@ -512,4 +601,7 @@ type NiftiHeader with
     /// <summary>(slope, intercept) to apply as raw·slope + intercept, or None when scl_slope is 0 or not finite
     /// (nibabel <c>get_slope_inter</c>: the data is then used unscaled).</summary>
     member h.Scaling: (float * float) option =
-        if h.SclSlope = 0.0 || not (Double.IsFinite h.SclSlope) then None else Some(h.SclSlope, h.SclInter)
+        if h.SclSlope = 0.0 || not (Double.IsFinite h.SclSlope) then
+            None
+        else
+            Some(h.SclSlope, h.SclInter)

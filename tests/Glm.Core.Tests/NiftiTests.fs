@@ -26,18 +26,27 @@ let private num (e: JsonElement) =
         | s -> failwith $"not a number: {s}"
     | _ -> e.GetDouble()
 
-let private nums (e: JsonElement) = [| for x in e.EnumerateArray() -> num x |]
-let private matrix4 (e: JsonElement) = array2D [ for row in e.EnumerateArray() -> nums row ]
+let private nums (e: JsonElement) =
+    [| for x in e.EnumerateArray() -> num x |]
+
+let private matrix4 (e: JsonElement) =
+    array2D [ for row in e.EnumerateArray() -> nums row ]
 
 /// Every (case, file) of tests/data/nifti with a values.tsv, with the header_fields entry of that file.
 let private referenceFiles =
     [ for case' in Reference.cases "nifti" do
           if case' <> "external" then
-              let expected = JsonDocument.Parse(File.ReadAllText(Reference.path "nifti" case' "expected.json")).RootElement
+              let expected =
+                  JsonDocument.Parse(File.ReadAllText(Reference.path "nifti" case' "expected.json")).RootElement
+
               for file in expected.GetProperty("header_fields").EnumerateObject() do
                   yield case', file.Name, file.Value, expected.GetProperty "nibabel" ]
 
-let private externalFiles = [ "anatomical.nii"; "example4d.nii.gz"; "example_nifti2.nii.gz"; "functional.nii" ]
+let private externalFiles =
+    [ "anatomical.nii"
+      "example4d.nii.gz"
+      "example_nifti2.nii.gz"
+      "functional.nii" ]
 
 let private externalFacts (file: string) =
     let json = Path.ChangeExtension(Path.ChangeExtension(file, null), null) + ".json"
@@ -46,7 +55,10 @@ let private externalFacts (file: string) =
 /// SHA-256 of the values as float64 little-endian, the reference's data fingerprint.
 let private sha256 (values: float[]) =
     let bytes = Array.zeroCreate<byte> (8 * values.Length)
-    values |> Array.iteri (fun i v -> Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(Span(bytes, 8 * i, 8), v))
+
+    values
+    |> Array.iteri (fun i v -> Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(Span(bytes, 8 * i, 8), v))
+
     Convert.ToHexString(SHA256.HashData bytes).ToLowerInvariant()
 
 let private checkHeader (where: string) (h: NiftiHeader) (fields: JsonElement) =
@@ -63,7 +75,10 @@ let private checkHeader (where: string) (h: NiftiHeader) (fields: JsonElement) =
     Expect.equal (float h.VoxOffset) (f "vox_offset") $"{where} vox_offset"
     Close.all exact [| h.SclSlope; h.SclInter |] [| f "scl_slope"; f "scl_inter" |] $"{where} scl_slope, scl_inter"
     Expect.equal h.XyztUnits (int (i "xyzt_units")) $"{where} xyzt_units"
-    let units = [| for u in fields.GetProperty("units").EnumerateArray() -> u.GetString() |]
+
+    let units =
+        [| for u in fields.GetProperty("units").EnumerateArray() -> u.GetString() |]
+
     Expect.equal [| h.SpatialUnit; h.TimeUnit |] units $"{where} units"
     Expect.equal h.IntentCode (int (i "intent_code")) $"{where} intent_code"
     Expect.equal (h.QformCode, h.SformCode) (int (i "qform_code"), int (i "sform_code")) $"{where} qform/sform codes"
@@ -74,14 +89,22 @@ let private checkHeader (where: string) (h: NiftiHeader) (fields: JsonElement) =
     Close.all exact h.SrowZ (nums (fields.GetProperty "srow_z")) $"{where} srow_z"
     Expect.equal h.Descrip (fields.GetProperty("descrip").GetString()) $"{where} descrip"
     Expect.equal h.SliceCode (int (i "slice_code")) $"{where} slice_code"
-    Close.all exact [| h.Toffset; h.CalMin; h.CalMax |] [| f "toffset"; f "cal_min"; f "cal_max" |] $"{where} toffset, cal_min, cal_max"
+
+    Close.all
+        exact
+        [| h.Toffset; h.CalMin; h.CalMax |]
+        [| f "toffset"; f "cal_min"; f "cal_max" |]
+        $"{where} toffset, cal_min, cal_max"
+
     let extensions =
         [ for e in fields.GetProperty("extensions").EnumerateArray() ->
               e.GetProperty("ecode").GetInt32(), e.GetProperty("esize").GetInt32(), e.GetProperty("content").GetString() ]
+
     let actual =
         [ for e in h.Extensions ->
               // nibabel strips trailing NULs from an extension's content
               e.Code, e.Content.Length + 8, Text.Encoding.Latin1.GetString(e.Content).TrimEnd '\000' ]
+
     Expect.equal actual extensions $"{where} extensions"
 
 let private checkNibabel (where: string) (h: NiftiHeader) (data: float[]) (facts: JsonElement) =
@@ -99,79 +122,130 @@ let private checkNibabel (where: string) (h: NiftiHeader) (data: float[]) (facts
     Expect.equal (count Double.IsPositiveInfinity) (summary.GetProperty("n_posinf").GetInt32()) $"{where} n_posinf"
     Expect.equal (count Double.IsNegativeInfinity) (summary.GetProperty("n_neginf").GetInt32()) $"{where} n_neginf"
     let finite = data |> Array.filter Double.IsFinite
+
     if finite.Length = data.Length then
-        Close.all exact [| Array.min data; Array.max data |] [| num (summary.GetProperty "min"); num (summary.GetProperty "max") |] $"{where} min, max"
-        Close.all rtol1e12 [| Array.sum data; Array.average data |] [| num (summary.GetProperty "sum"); num (summary.GetProperty "mean") |] $"{where} sum, mean"
-    Expect.equal (sha256 data) (summary.GetProperty("sha256_float64le_fortran").GetString()) $"{where} SHA-256 of the float64 values"
+        Close.all
+            exact
+            [| Array.min data; Array.max data |]
+            [| num (summary.GetProperty "min"); num (summary.GetProperty "max") |]
+            $"{where} min, max"
+
+        Close.all
+            rtol1e12
+            [| Array.sum data; Array.average data |]
+            [| num (summary.GetProperty "sum"); num (summary.GetProperty "mean") |]
+            $"{where} sum, mean"
+
+    Expect.equal
+        (sha256 data)
+        (summary.GetProperty("sha256_float64le_fortran").GetString())
+        $"{where} SHA-256 of the float64 values"
 
 let private readVolumes (path: string) =
     use reader = Nifti.openVolumes path
-    Array.init (int reader.VolumeCount) (fun _ -> reader.NextVolume()) |> Array.concat
+
+    Array.init (int reader.VolumeCount) (fun _ -> reader.NextVolume())
+    |> Array.concat
 
 let private parity =
-    testList "parity" [
-        for case', file, fields, facts in referenceFiles do
-            let path = Reference.path "nifti" case' file
-            testCase $"nibabel 5.0.0 load: {case'}/{file} data exact, header exact, affines atol 1e-12" <| fun () ->
-                let image = Nifti.read path
-                let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
-                Close.all exact image.Data expected $"{case'}/{file} values"
-                checkHeader $"{case'}/{file}" image.Header fields
-                checkNibabel $"{case'}/{file}" image.Header image.Data facts
-            testCase $"nibabel 5.0.0 load: {case'}/{file} as float32 = float32(values), volume by volume = whole (exact)" <| fun () ->
-                let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
-                let single = (Nifti.readFloat32 path).Data |> Array.map float
-                Close.all exact single (expected |> Array.map (float32 >> float)) $"{case'}/{file} float32"
-                Close.all exact (readVolumes path) expected $"{case'}/{file} volumes"
-        for case', file in [ "4d-float32-tr", "image.nii.gz"; "dtype-int16", "image.nii" ] do
-            testCase $"nibabel 5.0.0 load: {case'}/{file} as voxel series = the transposed values (exact)" <| fun () ->
-                let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
-                let image = Nifti.readVoxelSeries (Reference.path "nifti" case' file)
-                let shape = image.Header.Shape
-                let scans = if shape.Length > 3 then int shape[3] else 1
-                let voxels = expected.Length / scans
-                let transposed = Array.init expected.Length (fun k -> expected[(k % scans) * voxels + k / scans])
-                Close.all exact (image.Data |> Array.map float) (transposed |> Array.map (float32 >> float)) "series"
-        for file in externalFiles do
-            testCase $"nibabel 5.0.0 load: external/{file} (nibabel test data) header exact, samples exact, affines atol 1e-12" <| fun () ->
-                let path = Reference.path "nifti" "external" file
-                let image = Nifti.read path
-                let facts = externalFacts file
-                checkHeader $"external/{file}" image.Header (facts.GetProperty "header_fields")
-                checkNibabel $"external/{file}" image.Header image.Data (facts.GetProperty "nibabel")
-                let shape = image.Header.Shape
-                for sample in facts.GetProperty("sample_values").EnumerateArray() do
-                    let index = [| for k in sample.GetProperty("index").EnumerateArray() -> k.GetInt64() |]
-                    let mutable flat = 0L
-                    for k in index.Length - 1 .. -1 .. 0 do
-                        flat <- flat * shape[k] + index[k]
-                    Expect.equal image.Data[int flat] (num (sample.GetProperty "value")) $"external/{file} value at {index}"
-    ]
+    testList
+        "parity"
+        [ for case', file, fields, facts in referenceFiles do
+              let path = Reference.path "nifti" case' file
+
+              testCase $"nibabel 5.0.0 load: {case'}/{file} data exact, header exact, affines atol 1e-12"
+              <| fun () ->
+                  let image = Nifti.read path
+                  let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
+                  Close.all exact image.Data expected $"{case'}/{file} values"
+                  checkHeader $"{case'}/{file}" image.Header fields
+                  checkNibabel $"{case'}/{file}" image.Header image.Data facts
+
+              testCase
+                  $"nibabel 5.0.0 load: {case'}/{file} as float32 = float32(values), volume by volume = whole (exact)"
+              <| fun () ->
+                  let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
+                  let single = (Nifti.readFloat32 path).Data |> Array.map float
+                  Close.all exact single (expected |> Array.map (float32 >> float)) $"{case'}/{file} float32"
+                  Close.all exact (readVolumes path) expected $"{case'}/{file} volumes"
+          for case', file in [ "4d-float32-tr", "image.nii.gz"; "dtype-int16", "image.nii" ] do
+              testCase $"nibabel 5.0.0 load: {case'}/{file} as voxel series = the transposed values (exact)"
+              <| fun () ->
+                  let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
+                  let image = Nifti.readVoxelSeries (Reference.path "nifti" case' file)
+                  let shape = image.Header.Shape
+                  let scans = if shape.Length > 3 then int shape[3] else 1
+                  let voxels = expected.Length / scans
+
+                  let transposed =
+                      Array.init expected.Length (fun k -> expected[(k % scans) * voxels + k / scans])
+
+                  Close.all exact (image.Data |> Array.map float) (transposed |> Array.map (float32 >> float)) "series"
+          for file in externalFiles do
+              testCase
+                  $"nibabel 5.0.0 load: external/{file} (nibabel test data) header exact, samples exact, affines atol 1e-12"
+              <| fun () ->
+                  let path = Reference.path "nifti" "external" file
+                  let image = Nifti.read path
+                  let facts = externalFacts file
+                  checkHeader $"external/{file}" image.Header (facts.GetProperty "header_fields")
+                  checkNibabel $"external/{file}" image.Header image.Data (facts.GetProperty "nibabel")
+                  let shape = image.Header.Shape
+
+                  for sample in facts.GetProperty("sample_values").EnumerateArray() do
+                      let index =
+                          [| for k in sample.GetProperty("index").EnumerateArray() -> k.GetInt64() |]
+
+                      let mutable flat = 0L
+
+                      for k in index.Length - 1 .. -1 .. 0 do
+                          flat <- flat * shape[k] + index[k]
+
+                      Expect.equal
+                          image.Data[int flat]
+                          (num (sample.GetProperty "value"))
+                          $"external/{file} value at {index}" ]
 
 // ---- laws ----
 
 type private RoundTrip =
-    { Shape: int64[]; Affine: float[,]; Datatype: NiftiDatatype; Values: float[]; TR: float option; Gzip: bool }
+    { Shape: int64[]
+      Affine: float[,]
+      Datatype: NiftiDatatype
+      Values: float[]
+      TR: float option
+      Gzip: bool }
 
 let private genAffine =
     gen {
         let! q = Gen.arrayOfLength 4 (Gen.choose (-1000, 1000))
         let q = q |> Array.map float
         let norm = sqrt (Array.sumBy (fun x -> x * x) q)
+
         let w, x, y, z =
-            if norm = 0.0 then 1.0, 0.0, 0.0, 0.0 else q[0] / norm, q[1] / norm, q[2] / norm, q[3] / norm
+            if norm = 0.0 then
+                1.0, 0.0, 0.0, 0.0
+            else
+                q[0] / norm, q[1] / norm, q[2] / norm, q[3] / norm
+
         let r =
-            array2D [ [ 1.0 - 2.0 * (y * y + z * z); 2.0 * (x * y - w * z); 2.0 * (x * z + w * y) ]
-                      [ 2.0 * (x * y + w * z); 1.0 - 2.0 * (x * x + z * z); 2.0 * (y * z - w * x) ]
-                      [ 2.0 * (x * z - w * y); 2.0 * (y * z + w * x); 1.0 - 2.0 * (x * x + y * y) ] ]
+            array2D
+                [ [ 1.0 - 2.0 * (y * y + z * z); 2.0 * (x * y - w * z); 2.0 * (x * z + w * y) ]
+                  [ 2.0 * (x * y + w * z); 1.0 - 2.0 * (x * x + z * z); 2.0 * (y * z - w * x) ]
+                  [ 2.0 * (x * z - w * y); 2.0 * (y * z + w * x); 1.0 - 2.0 * (x * x + y * y) ] ]
+
         let! zooms = Gen.arrayOfLength 3 (Gen.choose (1, 80))
         let! flip = Gen.elements [ 1.0; -1.0 ]
         let! offsets = Gen.arrayOfLength 3 (Gen.choose (-20000, 20000))
+
         return
             Array2D.init 4 4 (fun i j ->
-                if i = 3 then (if j = 3 then 1.0 else 0.0)
-                elif j = 3 then float offsets[i] / 100.0
-                else r[i, j] * float zooms[j] / 20.0 * (if j = 2 then flip else 1.0))
+                if i = 3 then
+                    (if j = 3 then 1.0 else 0.0)
+                elif j = 3 then
+                    float offsets[i] / 100.0
+                else
+                    r[i, j] * float zooms[j] / 20.0 * (if j = 2 then flip else 1.0))
     }
 
 let private genValue (dt: NiftiDatatype) =
@@ -184,7 +258,14 @@ let private genValue (dt: NiftiDatatype) =
 
 let private genRoundTrip =
     gen {
-        let! dt = Gen.elements [ NiftiDatatype.Float32; NiftiDatatype.Float64; NiftiDatatype.Int16; NiftiDatatype.UInt8; NiftiDatatype.Int32 ]
+        let! dt =
+            Gen.elements
+                [ NiftiDatatype.Float32
+                  NiftiDatatype.Float64
+                  NiftiDatatype.Int16
+                  NiftiDatatype.UInt8
+                  NiftiDatatype.Int32 ]
+
         let! axes = Gen.elements [ 3; 4 ]
         let! shape = Gen.arrayOfLength axes (Gen.choose (1, 5))
         let shape = shape |> Array.map int64
@@ -192,99 +273,181 @@ let private genRoundTrip =
         let! affine = genAffine
         let! tr = Gen.elements [ None; Some 2.0; Some 0.72; Some 1.5 ]
         let! gzip = Gen.elements [ true; false ]
-        return { Shape = shape; Affine = affine; Datatype = dt; Values = values; TR = tr; Gzip = gzip }
+
+        return
+            { Shape = shape
+              Affine = affine
+              Datatype = dt
+              Values = values
+              TR = tr
+              Gzip = gzip }
     }
 
 let private withTempDir (f: string -> 'a) =
-    let dir = Path.Combine(Path.GetTempPath(), "fmriglm-nifti-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally Directory.Delete(dir, true)
+    let dir =
+        Path.Combine(Path.GetTempPath(), "fmriglm-nifti-" + Guid.NewGuid().ToString("N"))
 
-let private config = { FsCheckConfig.defaultConfig with maxTest = 100 }
+    Directory.CreateDirectory dir |> ignore
+
+    try
+        f dir
+    finally
+        Directory.Delete(dir, true)
+
+let private config =
+    { FsCheckConfig.defaultConfig with
+        maxTest = 100 }
 
 /// The sform is stored as float32 in NIfTI-1: each element comes back within half an ulp, 2⁻²⁴ relative.
 let private float32Rounding: Accuracy = { absolute = 1e-300; relative = 6e-8 }
 
-let private flat (m: float[,]) = Array.init 16 (fun k -> m[k / 4, k % 4])
+let private flat (m: float[,]) =
+    Array.init 16 (fun k -> m[k / 4, k % 4])
 
 let private laws =
-    testList "laws" [
-        testPropertyWithConfig config "write → read returns the data exactly, the affine within float32 rounding (relative 6e-8), the qform within 5e-3 mm, every writable datatype" <|
-            Prop.forAll (Arb.fromGen genRoundTrip) (fun rt ->
-                withTempDir (fun dir ->
-                    let path = Path.Combine(dir, if rt.Gzip then "x.nii.gz" else "x.nii")
-                    let options = { Nifti.writeOptions rt.Shape rt.Affine with Datatype = rt.Datatype; TR = rt.TR; Descrip = "round trip" }
-                    Nifti.write path options rt.Values
-                    let back = Nifti.read path
-                    Close.all exact back.Data rt.Values "data"
-                    Expect.equal back.Header.Shape rt.Shape "shape"
-                    Expect.equal back.Header.Datatype rt.Datatype "datatype"
-                    Expect.equal back.Header.Descrip "round trip" "descrip"
-                    Close.all float32Rounding (flat back.Header.Affine) (flat rt.Affine) "affine (sform)"
-                    // The qform goes through a float32 quaternion and w = √(1 − b² − c² − d²) is recomputed on reading:
-                    // near a 180° rotation w is small and a float32 rounding of b, c, d (~6e-8) moves w by up to
-                    // √1.2e-7 ≈ 3.5e-4; rotation entries move by 2w·x, times zooms ≤ 4 mm: ≤ 2.8e-3 mm. Hence 5e-3 mm, a
-                    // limit of the NIfTI-1 format (the sform, the best affine here, is exact to float32 rounding).
-                    Close.all { absolute = 5e-3; relative = 0.0 } (flat back.Header.QformAffine) (flat rt.Affine) "qform affine (atol 5e-3 mm)"
-                    match rt.TR with
-                    | Some tr when rt.Shape.Length = 4 -> Expect.floatClose Accuracy.high back.Header.TR.Value (float (float32 tr)) "TR"
-                    | _ -> ()
-                    Expect.isEmpty (Directory.GetFiles(dir, "*.tmp")) "no temporary left"))
+    testList
+        "laws"
+        [ testPropertyWithConfig
+              config
+              "write → read returns the data exactly, the affine within float32 rounding (relative 6e-8), the qform within 5e-3 mm, every writable datatype"
+          <| Prop.forAll (Arb.fromGen genRoundTrip) (fun rt ->
+              withTempDir (fun dir ->
+                  let path = Path.Combine(dir, if rt.Gzip then "x.nii.gz" else "x.nii")
 
-        testPropertyWithConfig config "writeFloat32 → readFloat32 is the identity, bit for bit (NaN, ±inf, −0 included)" <|
-            Prop.forAll (Arb.fromGen (Gen.arrayOfLength 60 (ArbMap.defaults |> ArbMap.generate<float32>))) (fun values ->
-                withTempDir (fun dir ->
-                    let path = Path.Combine(dir, "x.nii.gz")
-                    Nifti.writeFloat32 path (Nifti.writeOptions [| 3L; 4L; 1L; 5L |] (array2D [ [ 2.0; 0; 0; 1 ]; [ 0; 2; 0; 2 ]; [ 0; 0; 2; 3 ]; [ 0; 0; 0; 1 ] ])) values
-                    let back = (Nifti.readFloat32 path).Data
-                    Expect.equal (back |> Array.map BitConverter.SingleToInt32Bits) (values |> Array.map BitConverter.SingleToInt32Bits) "bits"))
+                  let options =
+                      { Nifti.writeOptions rt.Shape rt.Affine with
+                          Datatype = rt.Datatype
+                          TR = rt.TR
+                          Descrip = "round trip" }
 
-        testPropertyWithConfig config "qform from an affine (rotation × zooms, either handedness) gives back the affine (atol 1e-9)" <|
-            Prop.forAll (Arb.fromGen genAffine) (fun affine ->
-                // headerFor keeps the quaternion and zooms in float64 (they are rounded only when serialised)
-                let h = NiftiIo.headerFor (Nifti.writeOptions [| 2L; 2L; 2L |] affine)
-                Close.all { absolute = 1e-9; relative = 0.0 } (flat (NiftiHeaderCodec.qformAffine h)) (flat affine) "qform affine")
+                  Nifti.write path options rt.Values
+                  let back = Nifti.read path
+                  Close.all exact back.Data rt.Values "data"
+                  Expect.equal back.Header.Shape rt.Shape "shape"
+                  Expect.equal back.Header.Datatype rt.Datatype "datatype"
+                  Expect.equal back.Header.Descrip "round trip" "descrip"
+                  Close.all float32Rounding (flat back.Header.Affine) (flat rt.Affine) "affine (sform)"
+                  // The qform goes through a float32 quaternion and w = √(1 − b² − c² − d²) is recomputed on reading:
+                  // near a 180° rotation w is small and a float32 rounding of b, c, d (~6e-8) moves w by up to
+                  // √1.2e-7 ≈ 3.5e-4; rotation entries move by 2w·x, times zooms ≤ 4 mm: ≤ 2.8e-3 mm. Hence 5e-3 mm, a
+                  // limit of the NIfTI-1 format (the sform, the best affine here, is exact to float32 rounding).
+                  Close.all
+                      { absolute = 5e-3; relative = 0.0 }
+                      (flat back.Header.QformAffine)
+                      (flat rt.Affine)
+                      "qform affine (atol 5e-3 mm)"
 
-        testCase "an axis above 32767 is written as NIfTI-2 (540-byte header, vox_offset 544) and read back exactly" <| fun () ->
-            withTempDir (fun dir ->
-                let path = Path.Combine(dir, "long.nii.gz")
-                let data = Array.init 40000 (fun i -> float (i % 251))
-                let options = { Nifti.writeOptions [| 40000L; 1L; 1L |] (array2D [ [ 1.0; 0; 0; 0 ]; [ 0; 1; 0; 0 ]; [ 0; 0; 1; 0 ]; [ 0; 0; 0; 1 ] ]) with Datatype = NiftiDatatype.UInt8 }
-                Nifti.write path options data
-                let back = Nifti.read path
-                Expect.equal (back.Header.Version, back.Header.VoxOffset) (2, 544L) "NIfTI-2"
-                Close.all exact back.Data data "data")
+                  match rt.TR with
+                  | Some tr when rt.Shape.Length = 4 ->
+                      Expect.floatClose Accuracy.high back.Header.TR.Value (float (float32 tr)) "TR"
+                  | _ -> ()
 
-        testCase "a 5D image with a size-1 4th axis reads as a series of its 5th axis; other 5D shapes are refused" <| fun () ->
-            withTempDir (fun dir ->
-                let source = Reference.path "nifti" "dtype-int16" "image.nii"
-                let put (k: int) (v: int16) (b: byte[]) =
-                    let b = Array.copy b
-                    Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(Span(b, 40 + 2 * k, 2), v)
-                    b
-                let five = Path.Combine(dir, "five.nii")
-                File.WriteAllBytes(five, (put 0 5s >> put 3 1s >> put 4 1s >> put 5 2s) (File.ReadAllBytes source))
-                use reader = Nifti.openVolumes five
-                Expect.equal (reader.VolumeCount, reader.VoxelsPerVolume) (2L, 12) "2 volumes of 4×3×1"
-                let expected = Tsv.column (Reference.path "nifti" "dtype-int16" "values.tsv") "value"
-                Close.all exact (Array.append (reader.NextVolume()) (reader.NextVolume())) expected "values"
-                let bad = Path.Combine(dir, "bad.nii")
-                File.WriteAllBytes(bad, (put 0 5s >> put 3 1s >> put 4 2s >> put 5 1s) (File.ReadAllBytes source))
-                Expect.throwsT<GlmInputException> (fun () -> Nifti.read bad |> ignore) "5D with dim[4] = 2 is refused")
+                  Expect.isEmpty (Directory.GetFiles(dir, "*.tmp")) "no temporary left"))
 
-        testCase "a streaming write of volume after volume equals the whole write, byte for byte (.nii)" <| fun () ->
-            withTempDir (fun dir ->
-                let shape = [| 4L; 3L; 2L; 5L |]
-                let data = Array.init 120 (fun i -> float32 (sin (float i)))
-                let options = Nifti.writeOptions shape (array2D [ [ 3.0; 0; 0; 0 ]; [ 0; 3; 0; 0 ]; [ 0; 0; 3; 0 ]; [ 0; 0; 0; 1 ] ])
-                Nifti.writeFloat32 (Path.Combine(dir, "whole.nii")) options data
-                do
-                    use w = Nifti.createWriter (Path.Combine(dir, "stream.nii")) options
-                    for t in 0..4 do
-                        w.WriteVolume(ReadOnlySpan(data, t * 24, 24))
-                    w.Complete()
-                Expect.equal (File.ReadAllBytes(Path.Combine(dir, "stream.nii"))) (File.ReadAllBytes(Path.Combine(dir, "whole.nii"))) "bytes")
-    ]
+          testPropertyWithConfig
+              config
+              "writeFloat32 → readFloat32 is the identity, bit for bit (NaN, ±inf, −0 included)"
+          <| Prop.forAll
+              (Arb.fromGen (Gen.arrayOfLength 60 (ArbMap.defaults |> ArbMap.generate<float32>)))
+              (fun values ->
+                  withTempDir (fun dir ->
+                      let path = Path.Combine(dir, "x.nii.gz")
+
+                      Nifti.writeFloat32
+                          path
+                          (Nifti.writeOptions
+                              [| 3L; 4L; 1L; 5L |]
+                              (array2D [ [ 2.0; 0; 0; 1 ]; [ 0; 2; 0; 2 ]; [ 0; 0; 2; 3 ]; [ 0; 0; 0; 1 ] ]))
+                          values
+
+                      let back = (Nifti.readFloat32 path).Data
+
+                      Expect.equal
+                          (back |> Array.map BitConverter.SingleToInt32Bits)
+                          (values |> Array.map BitConverter.SingleToInt32Bits)
+                          "bits"))
+
+          testPropertyWithConfig
+              config
+              "qform from an affine (rotation × zooms, either handedness) gives back the affine (atol 1e-9)"
+          <| Prop.forAll (Arb.fromGen genAffine) (fun affine ->
+              // headerFor keeps the quaternion and zooms in float64 (they are rounded only when serialised)
+              let h = NiftiIo.headerFor (Nifti.writeOptions [| 2L; 2L; 2L |] affine)
+
+              Close.all
+                  { absolute = 1e-9; relative = 0.0 }
+                  (flat (NiftiHeaderCodec.qformAffine h))
+                  (flat affine)
+                  "qform affine")
+
+          testCase "an axis above 32767 is written as NIfTI-2 (540-byte header, vox_offset 544) and read back exactly"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let path = Path.Combine(dir, "long.nii.gz")
+                  let data = Array.init 40000 (fun i -> float (i % 251))
+
+                  let options =
+                      { Nifti.writeOptions
+                            [| 40000L; 1L; 1L |]
+                            (array2D [ [ 1.0; 0; 0; 0 ]; [ 0; 1; 0; 0 ]; [ 0; 0; 1; 0 ]; [ 0; 0; 0; 1 ] ]) with
+                          Datatype = NiftiDatatype.UInt8 }
+
+                  Nifti.write path options data
+                  let back = Nifti.read path
+                  Expect.equal (back.Header.Version, back.Header.VoxOffset) (2, 544L) "NIfTI-2"
+                  Close.all exact back.Data data "data")
+
+          testCase "a 5D image with a size-1 4th axis reads as a series of its 5th axis; other 5D shapes are refused"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let source = Reference.path "nifti" "dtype-int16" "image.nii"
+
+                  let put (k: int) (v: int16) (b: byte[]) =
+                      let b = Array.copy b
+                      Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(Span(b, 40 + 2 * k, 2), v)
+                      b
+
+                  let five = Path.Combine(dir, "five.nii")
+                  File.WriteAllBytes(five, (put 0 5s >> put 3 1s >> put 4 1s >> put 5 2s) (File.ReadAllBytes source))
+                  use reader = Nifti.openVolumes five
+                  Expect.equal (reader.VolumeCount, reader.VoxelsPerVolume) (2L, 12) "2 volumes of 4×3×1"
+
+                  let expected =
+                      Tsv.column (Reference.path "nifti" "dtype-int16" "values.tsv") "value"
+
+                  Close.all exact (Array.append (reader.NextVolume()) (reader.NextVolume())) expected "values"
+                  let bad = Path.Combine(dir, "bad.nii")
+                  File.WriteAllBytes(bad, (put 0 5s >> put 3 1s >> put 4 2s >> put 5 1s) (File.ReadAllBytes source))
+
+                  Expect.throwsT<GlmInputException>
+                      (fun () -> Nifti.read bad |> ignore)
+                      "5D with dim[4] = 2 is refused")
+
+          testCase "a streaming write of volume after volume equals the whole write, byte for byte (.nii)"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let shape = [| 4L; 3L; 2L; 5L |]
+                  let data = Array.init 120 (fun i -> float32 (sin (float i)))
+
+                  let options =
+                      Nifti.writeOptions
+                          shape
+                          (array2D [ [ 3.0; 0; 0; 0 ]; [ 0; 3; 0; 0 ]; [ 0; 0; 3; 0 ]; [ 0; 0; 0; 1 ] ])
+
+                  Nifti.writeFloat32 (Path.Combine(dir, "whole.nii")) options data
+
+                  do
+                      use w = Nifti.createWriter (Path.Combine(dir, "stream.nii")) options
+
+                      for t in 0..4 do
+                          w.WriteVolume(ReadOnlySpan(data, t * 24, 24))
+
+                      w.Complete()
+
+                  Expect.equal
+                      (File.ReadAllBytes(Path.Combine(dir, "stream.nii")))
+                      (File.ReadAllBytes(Path.Combine(dir, "whole.nii")))
+                      "bytes") ]
 
 // ---- errors ----
 
@@ -292,7 +455,8 @@ let private faultOf (f: unit -> 'a) =
     try
         f () |> ignore
         None
-    with :? GlmInputException as e -> Some e
+    with :? GlmInputException as e ->
+        Some e
 
 let private expectError (path: string) (fragment: string) (f: unit -> 'a) =
     match faultOf f with
@@ -308,9 +472,11 @@ let private patched (dir: string) (name: string) (source: string) (patch: byte[]
 
 let private gzipBytes (bytes: byte[]) =
     use out = new MemoryStream()
+
     do
         use z = new GZipStream(out, CompressionLevel.Fastest)
         z.Write(bytes, 0, bytes.Length)
+
     out.ToArray()
 
 let private int16At (offset: int) (value: int16) (bytes: byte[]) =
@@ -320,8 +486,10 @@ let private int16At (offset: int) (value: int16) (bytes: byte[]) =
 
 let private uncompressedReferences =
     [ for case', file, _, _ in referenceFiles do
-          if file.EndsWith ".nii" then Reference.path "nifti" case' file ]
-    @ [ Reference.path "nifti" "external" "anatomical.nii"; Reference.path "nifti" "external" "functional.nii" ]
+          if file.EndsWith ".nii" then
+              Reference.path "nifti" case' file ]
+    @ [ Reference.path "nifti" "external" "anatomical.nii"
+        Reference.path "nifti" "external" "functional.nii" ]
 
 let private genMutation =
     gen {
@@ -335,98 +503,168 @@ let private genMutation =
     }
 
 let private errors =
-    testList "errors" [
-        testCase "a missing file, a directory and an empty file are named as such" <| fun () ->
-            withTempDir (fun dir ->
-                let missing = Path.Combine(dir, "missing.nii")
-                expectError missing "no such file" (fun () -> Nifti.read missing)
-                expectError dir "directory" (fun () -> Nifti.readHeader dir)
-                let empty = Path.Combine(dir, "empty.nii")
-                File.WriteAllBytes(empty, [||])
-                expectError empty "empty file" (fun () -> Nifti.read empty))
+    testList
+        "errors"
+        [ testCase "a missing file, a directory and an empty file are named as such"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let missing = Path.Combine(dir, "missing.nii")
+                  expectError missing "no such file" (fun () -> Nifti.read missing)
+                  expectError dir "directory" (fun () -> Nifti.readHeader dir)
+                  let empty = Path.Combine(dir, "empty.nii")
+                  File.WriteAllBytes(empty, [||])
+                  expectError empty "empty file" (fun () -> Nifti.read empty))
 
-        testCase "sizeof_hdr neither 348 nor 540, bad magic, unsupported datatype, bad dims" <| fun () ->
-            withTempDir (fun dir ->
-                let source = Reference.path "nifti" "dtype-int16" "image.nii"
-                let p = patched dir "size.nii" source (fun b -> let b = Array.copy b in b[0] <- 0x5duy; b)
-                expectError p "sizeof_hdr is 349" (fun () -> Nifti.read p)
-                let p = patched dir "magic.nii" source (fun b -> let b = Array.copy b in b[345] <- byte 'x'; b)
-                expectError p "bad magic 'nx1'" (fun () -> Nifti.read p)
-                let p = patched dir "complex.nii" source (int16At 70 32s)
-                expectError p "unsupported datatype 32" (fun () -> Nifti.read p)
-                let p = patched dir "negative.nii" source (int16At 42 -4s)
-                expectError p "dim[1] = -4" (fun () -> Nifti.read p)
-                let p = patched dir "axes.nii" source (int16At 40 9s)
-                expectError p "dim[0] = 9" (fun () -> Nifti.read p)
-                let huge = int16At 40 3s >> int16At 42 32767s >> int16At 44 32767s >> int16At 46 32767s
-                let p = patched dir "huge.nii" source huge
-                expectError p "more than an array can hold" (fun () -> Nifti.read p)
-                let absurd = int16At 40 4s >> int16At 42 2000s >> int16At 44 2000s >> int16At 46 500s >> int16At 48 4s
-                let p = patched dir "absurd.nii" source absurd
-                expectError p "truncated data" (fun () -> Nifti.read p)
-                let p = patched dir "absurd.nii.gz" source (absurd >> gzipBytes)
-                expectError p "a gzip file of" (fun () -> Nifti.read p))
+          testCase "sizeof_hdr neither 348 nor 540, bad magic, unsupported datatype, bad dims"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let source = Reference.path "nifti" "dtype-int16" "image.nii"
 
-        testCase "dims whose product overflows 64 bits are refused (NIfTI-2)" <| fun () ->
-            withTempDir (fun dir ->
-                let source = Reference.path "nifti" "nifti2-float32" "image.nii"
-                let put (k: int) (v: int64) (b: byte[]) =
-                    let b = Array.copy b
-                    Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(Span(b, 16 + 8 * k, 8), v)
-                    b
-                let p = patched dir "overflow.nii" source (put 0 4L >> put 1 (1L <<< 40) >> put 2 (1L <<< 40) >> put 3 2L)
-                expectError p "overflows" (fun () -> Nifti.read p))
+                  let p =
+                      patched dir "size.nii" source (fun b ->
+                          let b = Array.copy b in
+                          b[0] <- 0x5duy
+                          b)
 
-        testCase "truncated header, truncated data (.nii and .nii.gz) and corrupt gzip" <| fun () ->
-            withTempDir (fun dir ->
-                let source = Reference.path "nifti" "4d-float32-tr" "image.nii"
-                let p = patched dir "header.nii" source (fun b -> b[..199])
-                expectError p "truncated header" (fun () -> Nifti.read p)
-                let p = patched dir "data.nii" source (fun b -> b[..b.Length - 2])
-                expectError p "truncated data" (fun () -> Nifti.read p)
-                let p = patched dir "data.nii.gz" source (fun b -> gzipBytes b[..b.Length - 5])
-                expectError p "truncated voxel data" (fun () -> Nifti.read p)
-                let p = patched dir "corrupt.nii.gz" source (fun b -> let z = gzipBytes b in z[20] <- z[20] ^^^ 0xffuy; z[21] <- 0xffuy; z)
-                match faultOf (fun () -> Nifti.read p) with
-                | Some e -> Expect.equal e.Input p "names the file"
-                | None -> failtest "a corrupt gzip stream was read without error")
+                  expectError p "sizeof_hdr is 349" (fun () -> Nifti.read p)
 
-        testCase "a failed write leaves neither the target nor a temporary; an existing target is untouched" <| fun () ->
-            withTempDir (fun dir ->
-                let path = Path.Combine(dir, "out.nii.gz")
-                File.WriteAllText(path, "previous")
-                let options = { Nifti.writeOptions [| 2L; 2L; 1L |] (array2D [ [ 1.0; 0; 0; 0 ]; [ 0; 1; 0; 0 ]; [ 0; 0; 1; 0 ]; [ 0; 0; 0; 1 ] ]) with Datatype = NiftiDatatype.Int16 }
-                Expect.throwsT<ArgumentException> (fun () -> Nifti.write path options [| 1.0; 2.0; 40000.0; 3.0 |]) "40000 is no int16"
-                Expect.equal (File.ReadAllText path) "previous" "target untouched"
-                Expect.equal (Directory.GetFiles dir).Length 1 "no temporary left"
-                let fresh = Path.Combine(dir, "fresh.nii")
-                Expect.throwsT<ArgumentException> (fun () -> Nifti.write fresh options [| 1.0; 2.5; 3.0; 4.0 |]) "2.5 is no int16"
-                Expect.isFalse (File.Exists fresh) "no partial file"
-                expectError dir "directory" (fun () -> Nifti.write dir options [| 1.0; 2.0; 3.0; 4.0 |]))
+                  let p =
+                      patched dir "magic.nii" source (fun b ->
+                          let b = Array.copy b in
+                          b[345] <- byte 'x'
+                          b)
 
-        testPropertyWithConfig { config with maxTest = 300 } "mutated headers, truncated files and corrupt gzip give a successful read or GlmInputException, nothing else" <|
-            Prop.forAll (Arb.fromGen genMutation) (fun (file, flips, cut, gzip, corruptGzip) ->
-                withTempDir (fun dir ->
-                    let bytes = File.ReadAllBytes file
-                    for at, value in flips do
-                        if at < bytes.Length then bytes[at] <- byte value
-                    let bytes = bytes[.. cut - 1]
-                    let bytes =
-                        if gzip then
-                            let z = gzipBytes bytes
-                            match corruptGzip with
-                            | Some at when at < z.Length -> z[at] <- z[at] ^^^ 0x5auy
-                            | _ -> ()
-                            z
-                        else bytes
-                    let path = Path.Combine(dir, if gzip then "fuzz.nii.gz" else "fuzz.nii")
-                    File.WriteAllBytes(path, bytes)
-                    let attempt (f: unit -> unit) =
-                        try f () with :? GlmInputException as e -> Expect.equal e.Input path "names the file"
-                    attempt (fun () -> Nifti.read path |> ignore)
-                    attempt (fun () -> Nifti.readFloat32 path |> ignore)
-                    attempt (fun () -> Nifti.valueRange path |> ignore)))
-    ]
+                  expectError p "bad magic 'nx1'" (fun () -> Nifti.read p)
+                  let p = patched dir "complex.nii" source (int16At 70 32s)
+                  expectError p "unsupported datatype 32" (fun () -> Nifti.read p)
+                  let p = patched dir "negative.nii" source (int16At 42 -4s)
+                  expectError p "dim[1] = -4" (fun () -> Nifti.read p)
+                  let p = patched dir "axes.nii" source (int16At 40 9s)
+                  expectError p "dim[0] = 9" (fun () -> Nifti.read p)
+
+                  let huge =
+                      int16At 40 3s >> int16At 42 32767s >> int16At 44 32767s >> int16At 46 32767s
+
+                  let p = patched dir "huge.nii" source huge
+                  expectError p "more than an array can hold" (fun () -> Nifti.read p)
+
+                  let absurd =
+                      int16At 40 4s
+                      >> int16At 42 2000s
+                      >> int16At 44 2000s
+                      >> int16At 46 500s
+                      >> int16At 48 4s
+
+                  let p = patched dir "absurd.nii" source absurd
+                  expectError p "truncated data" (fun () -> Nifti.read p)
+                  let p = patched dir "absurd.nii.gz" source (absurd >> gzipBytes)
+                  expectError p "a gzip file of" (fun () -> Nifti.read p))
+
+          testCase "dims whose product overflows 64 bits are refused (NIfTI-2)"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let source = Reference.path "nifti" "nifti2-float32" "image.nii"
+
+                  let put (k: int) (v: int64) (b: byte[]) =
+                      let b = Array.copy b
+                      Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(Span(b, 16 + 8 * k, 8), v)
+                      b
+
+                  let p =
+                      patched
+                          dir
+                          "overflow.nii"
+                          source
+                          (put 0 4L >> put 1 (1L <<< 40) >> put 2 (1L <<< 40) >> put 3 2L)
+
+                  expectError p "overflows" (fun () -> Nifti.read p))
+
+          testCase "truncated header, truncated data (.nii and .nii.gz) and corrupt gzip"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let source = Reference.path "nifti" "4d-float32-tr" "image.nii"
+                  let p = patched dir "header.nii" source (fun b -> b[..199])
+                  expectError p "truncated header" (fun () -> Nifti.read p)
+                  let p = patched dir "data.nii" source (fun b -> b[.. b.Length - 2])
+                  expectError p "truncated data" (fun () -> Nifti.read p)
+                  let p = patched dir "data.nii.gz" source (fun b -> gzipBytes b[.. b.Length - 5])
+                  expectError p "truncated voxel data" (fun () -> Nifti.read p)
+
+                  let p =
+                      patched dir "corrupt.nii.gz" source (fun b ->
+                          let z = gzipBytes b in
+                          z[20] <- z[20] ^^^ 0xffuy
+                          z[21] <- 0xffuy
+                          z)
+
+                  match faultOf (fun () -> Nifti.read p) with
+                  | Some e -> Expect.equal e.Input p "names the file"
+                  | None -> failtest "a corrupt gzip stream was read without error")
+
+          testCase "a failed write leaves neither the target nor a temporary; an existing target is untouched"
+          <| fun () ->
+              withTempDir (fun dir ->
+                  let path = Path.Combine(dir, "out.nii.gz")
+                  File.WriteAllText(path, "previous")
+
+                  let options =
+                      { Nifti.writeOptions
+                            [| 2L; 2L; 1L |]
+                            (array2D [ [ 1.0; 0; 0; 0 ]; [ 0; 1; 0; 0 ]; [ 0; 0; 1; 0 ]; [ 0; 0; 0; 1 ] ]) with
+                          Datatype = NiftiDatatype.Int16 }
+
+                  Expect.throwsT<ArgumentException>
+                      (fun () -> Nifti.write path options [| 1.0; 2.0; 40000.0; 3.0 |])
+                      "40000 is no int16"
+
+                  Expect.equal (File.ReadAllText path) "previous" "target untouched"
+                  Expect.equal (Directory.GetFiles dir).Length 1 "no temporary left"
+                  let fresh = Path.Combine(dir, "fresh.nii")
+
+                  Expect.throwsT<ArgumentException>
+                      (fun () -> Nifti.write fresh options [| 1.0; 2.5; 3.0; 4.0 |])
+                      "2.5 is no int16"
+
+                  Expect.isFalse (File.Exists fresh) "no partial file"
+                  expectError dir "directory" (fun () -> Nifti.write dir options [| 1.0; 2.0; 3.0; 4.0 |]))
+
+          testPropertyWithConfig
+              { config with maxTest = 300 }
+              "mutated headers, truncated files and corrupt gzip give a successful read or GlmInputException, nothing else"
+          <| Prop.forAll (Arb.fromGen genMutation) (fun (file, flips, cut, gzip, corruptGzip) ->
+              withTempDir (fun dir ->
+                  let bytes = File.ReadAllBytes file
+
+                  for at, value in flips do
+                      if at < bytes.Length then
+                          bytes[at] <- byte value
+
+                  let bytes = bytes[.. cut - 1]
+
+                  let bytes =
+                      if gzip then
+                          let z = gzipBytes bytes
+
+                          match corruptGzip with
+                          | Some at when at < z.Length -> z[at] <- z[at] ^^^ 0x5auy
+                          | _ -> ()
+
+                          z
+                      else
+                          bytes
+
+                  let path = Path.Combine(dir, if gzip then "fuzz.nii.gz" else "fuzz.nii")
+                  File.WriteAllBytes(path, bytes)
+
+                  let attempt (f: unit -> unit) =
+                      try
+                          f ()
+                      with :? GlmInputException as e ->
+                          Expect.equal e.Input path "names the file"
+
+                  attempt (fun () -> Nifti.read path |> ignore)
+                  attempt (fun () -> Nifti.readFloat32 path |> ignore)
+                  attempt (fun () -> Nifti.valueRange path |> ignore))) ]
 
 [<Tests>]
 let tests = testList "Nifti" [ parity; laws; errors ]
