@@ -105,6 +105,29 @@ type NiftiHeader =
         Extensions: NiftiExtension list
     }
 
+/// <summary>A whole NIfTI image: its header and every voxel value (scaled as nibabel scales them), in file
+/// (Fortran) order: i fastest, then j, k, t.</summary>
+type NiftiImage<'T> = { Header: NiftiHeader; Data: 'T[] }
+
+/// <summary>What <c>Nifti.write</c> and <c>Nifti.createWriter</c> put in a new file.</summary>
+type NiftiWriteOptions =
+    {
+        /// <summary>Image shape, 1 to 4 axes (i, j, k[, t]), each ≥ 1. An axis above 32767 makes the file NIfTI-2.</summary>
+        Shape: int64[]
+        /// <summary>4×4 voxel → mm affine; stored as the sform and, through its quaternion, as the qform.</summary>
+        Affine: float[,]
+        /// <summary>On-disk type: Float32, Float64, Int16, UInt8 or Int32.</summary>
+        Datatype: NiftiDatatype
+        /// <summary>Repetition time in seconds, stored in pixdim[4] (4D images only).</summary>
+        TR: float option
+        /// <summary>Free text up to 79 Latin-1 characters (<c>descrip</c>).</summary>
+        Descrip: string
+        /// <summary>sform_code: 2 (aligned) as nibabel writes a new image.</summary>
+        SformCode: int
+        /// <summary>qform_code: 0 (unknown) as nibabel writes a new image; the quaternion fields are filled either way.</summary>
+        QformCode: int
+    }
+
 /// Header parsing, serialisation and the affine arithmetic of nibabel 5.0 (internal: reached through Nifti).
 module internal NiftiHeaderCodec =
 
