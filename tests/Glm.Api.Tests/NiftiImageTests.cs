@@ -4,8 +4,14 @@ using Xunit;
 
 namespace FmriGlm.Api.Tests;
 
-public class NiftiImageTests
+public sealed class NiftiImageTests : IDisposable
 {
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "fmriglm-api-nifti-" + Guid.NewGuid().ToString("N"));
+
+    public NiftiImageTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
     private static string Data(params string[] parts)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -14,12 +20,7 @@ public class NiftiImageTests
         return Path.Combine(new[] { dir.FullName, "tests", "data" }.Concat(parts).ToArray());
     }
 
-    private static string TempFile(string name)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "fmriglm-api-nifti-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return Path.Combine(dir, name);
-    }
+    private string TempFile(string name) => Path.Combine(_dir, Guid.NewGuid().ToString("N") + "-" + name);
 
     private static readonly double[,] Affine =
     {

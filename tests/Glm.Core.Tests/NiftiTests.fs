@@ -162,12 +162,14 @@ let private parity =
                   checkNibabel $"{case'}/{file}" image.Header image.Data facts
 
               testCase
-                  $"nibabel 5.0.0 load: {case'}/{file} as float32 = float32(values), volume by volume = whole (exact)"
+                  $"nibabel 5.0.0 load: {case'}/{file} as float32 = float32(values), volume by volume = whole, value range = finite min/max (exact)"
               <| fun () ->
                   let expected = Tsv.column (Reference.path "nifti" case' "values.tsv") "value"
                   let single = (Nifti.readFloat32 path).Data |> Array.map float
                   Close.all exact single (expected |> Array.map (float32 >> float)) $"{case'}/{file} float32"
                   Close.all exact (readVolumes path) expected $"{case'}/{file} volumes"
+                  let finite = expected |> Array.filter Double.IsFinite
+                  Expect.equal (Nifti.valueRange path) (Some(Array.min finite, Array.max finite)) $"{case'}/{file} value range"
           for case', file in [ "4d-float32-tr", "image.nii.gz"; "dtype-int16", "image.nii" ] do
               testCase $"nibabel 5.0.0 load: {case'}/{file} as voxel series = the transposed values (exact)"
               <| fun () ->
