@@ -253,7 +253,7 @@ module Nifti =
           QformCode = 0 }
 
     /// <summary>Creates a streaming writer: gzip when the path ends in ".gz", NIfTI-1 unless an axis exceeds 32767.</summary>
-    /// <exception cref="GlmInputException">The path is a directory or its folder does not exist.</exception>
+    /// <exception cref="GlmInputException">The path is a directory, its folder does not exist or cannot be written.</exception>
     /// <exception cref="ArgumentException">Invalid options (shape, affine, datatype, codes, descrip, TR).</exception>
     let createWriter (path: string) (options: NiftiWriteOptions) : NiftiVolumeWriter =
         if isNull path then
@@ -263,7 +263,11 @@ module Nifti =
         let temporary = temporaryBeside path
 
         let file =
-            new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 16)
+            try
+                new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 16)
+            with
+            | :? UnauthorizedAccessException as e -> raise (fault path $"cannot be written: {e.Message}")
+            | :? IOException as e -> raise (fault path $"cannot be written: {e.Message}")
 
         let stream: Stream =
             if path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) then
@@ -299,7 +303,7 @@ module Nifti =
     /// renamed over it when complete; gzip when the path ends in ".gz".</summary>
     /// <exception cref="ArgumentException">Data length ≠ product of the shape, invalid options, or a value the
     /// integer datatype cannot hold exactly.</exception>
-    /// <exception cref="GlmInputException">The path is a directory or its folder does not exist.</exception>
+    /// <exception cref="GlmInputException">The path is a directory, its folder does not exist or cannot be written.</exception>
     let write (path: string) (options: NiftiWriteOptions) (data: float[]) =
         if isNull data then
             nullArg (nameof data)
