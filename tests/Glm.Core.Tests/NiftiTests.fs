@@ -141,6 +141,15 @@ let private checkNibabel (where: string) (h: NiftiHeader) (data: float[]) (facts
         (summary.GetProperty("sha256_float64le_fortran").GetString())
         $"{where} SHA-256 of the float64 values"
 
+let private withTempDirectory (f: string -> 'a) =
+    let dir = Path.Combine(Path.GetTempPath(), "fmriglm-nifti-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory dir |> ignore
+
+    try
+        f dir
+    finally
+        Directory.Delete(dir, true)
+
 let private readVolumes (path: string) =
     use reader = Nifti.openVolumes path
 
@@ -183,6 +192,44 @@ let private parity =
                       Array.init expected.Length (fun k -> expected[(k % scans) * voxels + k / scans])
 
                   Close.all exact (image.Data |> Array.map float) (transposed |> Array.map (float32 >> float)) "series"
+          for case' in
+              [ "dtype-uint8"
+                "dtype-int16"
+                "dtype-int32"
+                "dtype-float32"
+                "dtype-float64"
+                "float32-nan-inf"
+                "4d-float32-tr" ] do
+              testCase
+                  $"nibabel 5.0.0 save: writing {case'} again gives nibabel's header (dims, datatype, pixdim, vox_offset, codes, quaternion, sform exact) and data"
+              <| fun () ->
+                  withTempDirectory (fun dir ->
+                      let reference = Nifti.read (Reference.path "nifti" case' "image.nii")
+                      let r = reference.Header
+                      let path = Path.Combine(dir, "again.nii")
+                      let options =
+                          { Nifti.writeOptions r.Shape r.Affine with
+                              Datatype = r.Datatype
+                              TR = r.TR
+                              Descrip = r.Descrip }
+                      Nifti.write path options reference.Data
+                      let h = (Nifti.read path).Header
+                      Expect.equal (File.ReadAllBytes path).Length (File.ReadAllBytes(Reference.path "nifti" case' "image.nii")).Length "file size"
+                      Expect.equal (h.Dim, h.DatatypeCode, h.Bitpix, h.VoxOffset) (r.Dim, r.DatatypeCode, r.Bitpix, r.VoxOffset) "dim, datatype, bitpix, vox_offset"
+                      Close.all exact h.Pixdim[..4] r.Pixdim[..4] "pixdim[0..4]"
+                      Expect.equal (h.QformCode, h.SformCode) (r.QformCode, r.SformCode) "codes"
+                      Close.all exact (Array.concat [ h.Quaternion; h.QOffset; h.SrowX; h.SrowY; h.SrowZ ]) (Array.concat [ r.Quaternion; r.QOffset; r.SrowX; r.SrowY; r.SrowZ ]) "quaternion, qoffset, srow"
+                      Close.all exact (Nifti.read path).Data reference.Data "data")
+          for case' in [ "qform-only"; "qform-and-sform-differ" ] do
+              testCase $"nibabel 5.0.0 set_qform: qfac, zooms and quaternion (up to sign) of {case'} from its qform affine (atol 1e-6)"
+              <| fun () ->
+                  let r = (Nifti.readHeader (Reference.path "nifti" case' "image.nii"))
+                  let qfac, zooms, bcd = NiftiHeaderCodec.qformParameters r.QformAffine
+                  Expect.equal qfac r.Pixdim[0] "qfac"
+                  Close.all { absolute = 1e-6; relative = 0.0 } zooms r.Pixdim[1..3] "zooms"
+                  // a 180° rotation has w ≈ 0, where (w, b, c, d) and −(w, b, c, d) are the same rotation
+                  let sign = if bcd[1] * r.Quaternion[1] + bcd[2] * r.Quaternion[2] + bcd[0] * r.Quaternion[0] < 0.0 then -1.0 else 1.0
+                  Close.all { absolute = 1e-6; relative = 0.0 } (bcd |> Array.map ((*) sign)) r.Quaternion "quatern_b/c/d"
           for file in externalFiles do
               testCase
                   $"nibabel 5.0.0 load: external/{file} (nibabel test data) header exact, samples exact, affines atol 1e-12"
@@ -285,17 +332,6 @@ let private genRoundTrip =
               Gzip = gzip }
     }
 
-let private withTempDir (f: string -> 'a) =
-    let dir =
-        Path.Combine(Path.GetTempPath(), "fmriglm-nifti-" + Guid.NewGuid().ToString("N"))
-
-    Directory.CreateDirectory dir |> ignore
-
-    try
-        f dir
-    finally
-        Directory.Delete(dir, true)
-
 let private config =
     { FsCheckConfig.defaultConfig with
         maxTest = 100 }
@@ -313,7 +349,7 @@ let private laws =
               config
               "write → read returns the data exactly, the affine within float32 rounding (relative 6e-8), the qform within 5e-3 mm, every writable datatype"
           <| Prop.forAll (Arb.fromGen genRoundTrip) (fun rt ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let path = Path.Combine(dir, if rt.Gzip then "x.nii.gz" else "x.nii")
 
                   let options =
@@ -352,7 +388,7 @@ let private laws =
           <| Prop.forAll
               (Arb.fromGen (Gen.arrayOfLength 60 (ArbMap.defaults |> ArbMap.generate<float32>)))
               (fun values ->
-                  withTempDir (fun dir ->
+                  withTempDirectory (fun dir ->
                       let path = Path.Combine(dir, "x.nii.gz")
 
                       Nifti.writeFloat32
@@ -384,7 +420,7 @@ let private laws =
 
           testCase "an axis above 32767 is written as NIfTI-2 (540-byte header, vox_offset 544) and read back exactly"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let path = Path.Combine(dir, "long.nii.gz")
                   let data = Array.init 40000 (fun i -> float (i % 251))
 
@@ -401,7 +437,7 @@ let private laws =
 
           testCase "a 5D image with a size-1 4th axis reads as a series of its 5th axis; other 5D shapes are refused"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let source = Reference.path "nifti" "dtype-int16" "image.nii"
 
                   let put (k: int) (v: int16) (b: byte[]) =
@@ -427,7 +463,7 @@ let private laws =
 
           testCase "a streaming write of volume after volume equals the whole write, byte for byte (.nii)"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let shape = [| 4L; 3L; 2L; 5L |]
                   let data = Array.init 120 (fun i -> float32 (sin (float i)))
 
@@ -509,7 +545,7 @@ let private errors =
         "errors"
         [ testCase "a missing file, a directory and an empty file are named as such"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let missing = Path.Combine(dir, "missing.nii")
                   expectError missing "no such file" (fun () -> Nifti.read missing)
                   expectError dir "directory" (fun () -> Nifti.readHeader dir)
@@ -519,7 +555,7 @@ let private errors =
 
           testCase "sizeof_hdr neither 348 nor 540, bad magic, unsupported datatype, bad dims"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let source = Reference.path "nifti" "dtype-int16" "image.nii"
 
                   let p =
@@ -564,7 +600,7 @@ let private errors =
 
           testCase "dims whose product overflows 64 bits are refused (NIfTI-2)"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let source = Reference.path "nifti" "nifti2-float32" "image.nii"
 
                   let put (k: int) (v: int64) (b: byte[]) =
@@ -583,7 +619,7 @@ let private errors =
 
           testCase "truncated header, truncated data (.nii and .nii.gz) and corrupt gzip"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let source = Reference.path "nifti" "4d-float32-tr" "image.nii"
                   let p = patched dir "header.nii" source (fun b -> b[..199])
                   expectError p "truncated header" (fun () -> Nifti.read p)
@@ -605,7 +641,7 @@ let private errors =
 
           testCase "a failed write leaves neither the target nor a temporary; an existing target is untouched"
           <| fun () ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let path = Path.Combine(dir, "out.nii.gz")
                   File.WriteAllText(path, "previous")
 
@@ -634,7 +670,7 @@ let private errors =
               { config with maxTest = 300 }
               "mutated headers, truncated files and corrupt gzip give a successful read or GlmInputException, nothing else"
           <| Prop.forAll (Arb.fromGen genMutation) (fun (file, flips, cut, gzip, corruptGzip) ->
-              withTempDir (fun dir ->
+              withTempDirectory (fun dir ->
                   let bytes = File.ReadAllBytes file
 
                   for at, value in flips do
