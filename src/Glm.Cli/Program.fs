@@ -19,6 +19,8 @@ type FmriGlmArgs =
 
 [<EntryPoint>]
 let main argv =
+    // `bench nifti` measures in a child process started with this flag; it is dispatched before Argu loads so the
+    // child's memory baseline is the runtime's alone.
     if argv.Length = 2 && argv[0] = BenchCommand.measureFlag then BenchCommand.measure argv[1] else
     let parser = ArgumentParser.Create<FmriGlmArgs>(programName = "fmriglm")
     try
