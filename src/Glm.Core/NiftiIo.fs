@@ -188,7 +188,7 @@ module internal NiftiIo =
         let n = input.Read(bytes.AsSpan(0, 4))
 
         if n = 0 then
-            raise (fault path "empty file")
+            raise (fault path (if input.Gzip then "truncated gzip stream: no data" else "empty file"))
 
         if n < 4 then
             raise (fault path $"truncated header: {n} bytes")

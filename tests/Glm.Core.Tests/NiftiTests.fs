@@ -537,7 +537,8 @@ let private genMutation =
         let! cut = Gen.frequency [ 1, Gen.constant size; 1, Gen.choose (0, size) ]
         let! gzip = Gen.elements [ false; true ]
         let! corruptGzip = Gen.frequency [ 3, Gen.constant None; 1, Gen.choose (10, 400) |> Gen.map Some ]
-        return file, flips, cut, gzip, corruptGzip
+        let! cutGzip = Gen.frequency [ 3, Gen.constant None; 1, Gen.choose (0, 400) |> Gen.map Some ]
+        return file, flips, cut, gzip, (corruptGzip, cutGzip)
     }
 
 let private errors =
@@ -668,8 +669,8 @@ let private errors =
 
           testPropertyWithConfig
               { config with maxTest = 300 }
-              "mutated headers, truncated files and corrupt gzip give a successful read or GlmInputException, nothing else"
-          <| Prop.forAll (Arb.fromGen genMutation) (fun (file, flips, cut, gzip, corruptGzip) ->
+              "mutated headers, truncated files, corrupt and cut gzip streams give a successful read or GlmInputException, nothing else"
+          <| Prop.forAll (Arb.fromGen genMutation) (fun (file, flips, cut, gzip, (corruptGzip, cutGzip)) ->
               withTempDirectory (fun dir ->
                   let bytes = File.ReadAllBytes file
 
@@ -687,7 +688,9 @@ let private errors =
                           | Some at when at < z.Length -> z[at] <- z[at] ^^^ 0x5auy
                           | _ -> ()
 
-                          z
+                          match cutGzip with
+                          | Some at when at < z.Length -> z[.. at - 1]
+                          | _ -> z
                       else
                           bytes
 
