@@ -6,18 +6,30 @@ open FmriGlm.Core
 /// The fmriglm subcommands; each case's arguments live in its own command file.
 type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Version
+    | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
+    | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoCommand.DemoArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Version -> "print the version."
+            | Info _ -> "shape, datatype, voxel size, TR, affine and value range of a NIfTI file."
+            | Demo _ -> "run the demo (for now: the NIfTI layer's round trip on a synthetic 4D image)."
+            | Bench _ -> "benchmarks (bench nifti: read speed and peak memory)."
 
 [<EntryPoint>]
 let main argv =
+    // `bench nifti` measures in a child process started with this flag; it is dispatched before Argu loads so the
+    // child's memory baseline is the runtime's alone.
+    if argv.Length = 2 && argv[0] = BenchCommand.measureFlag then BenchCommand.measure argv[1] else
     let parser = ArgumentParser.Create<FmriGlmArgs>(programName = "fmriglm")
     try
         let results = parser.ParseCommandLine(argv)
         match results.GetAllResults() with
         | [ Version ] -> printfn "fmriglm 0.1.0"; 0
+        | [ Info args ] -> InfoCommand.run args
+        | [ Demo args ] -> DemoCommand.run args
+        | [ Bench args ] -> BenchCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

@@ -1,0 +1,576 @@
+namespace FmriGlm.Core
+
+open System
+open System.Buffers.Binary
+open System.IO
+open System.IO.Compression
+open System.Runtime.InteropServices
+
+/// File access and codecs behind Nifti (internal).
+module internal NiftiIo =
+
+    // Deflate cannot expand more than 1032:1, so a gzip of n bytes never holds more than 1032·n: a header whose dims
+    // ask for more is refused before anything is allocated (a corrupt header never allocates gigabytes).
+    let maxDeflateRatio = 1032L
+    let chunkBytes = 1 <<< 20
+
+    let fault (path: string) (problem: string) = GlmInputException(path, problem)
+
+    /// An open input, positioned at the start, counting the uncompressed bytes consumed.
+    type Input(path: string) =
+        let file =
+            if isNull path then
+                nullArg (nameof path)
+
+            if Directory.Exists path then
+                raise (fault path "is a directory, not a NIfTI file")
+
+            if not (File.Exists path) then
+                raise (fault path "no such file")
+
+            try
+                new FileStream(
+                    path,
+                    FileMode.Open,
+                    FileAccess.Read,
+                    FileShare.Read,
+                    1 <<< 16,
+                    FileOptions.SequentialScan
+                )
+            with
+            | :? UnauthorizedAccessException as e -> raise (fault path $"cannot be opened: {e.Message}")
+            | :? IOException as e -> raise (fault path $"cannot be opened: {e.Message}")
+
+        let length = file.Length
+
+        let gzip =
+            let magic = Array.zeroCreate<byte> 2
+            let n = file.Read(magic, 0, 2)
+            file.Position <- 0L
+            n = 2 && magic[0] = 0x1fuy && magic[1] = 0x8buy
+
+        let stream: Stream =
+            if gzip then
+                new GZipStream(file, CompressionMode.Decompress, false)
+            else
+                file
+
+        let mutable position = 0L
+
+        member _.Path = path
+        member _.Gzip = gzip
+        member _.FileLength = length
+        member _.Position = position
+
+        /// Reads up to dest.Length bytes; returns how many (fewer only at the end of the data).
+        member _.Read(dest: Span<byte>) : int =
+            let mutable total = 0
+            let mutable finished = false
+
+            try
+                while not finished && total < dest.Length do
+                    let n = stream.Read(dest.Slice total)
+                    if n = 0 then finished <- true else total <- total + n
+            with
+            | :? InvalidDataException as e ->
+                raise (fault path $"corrupt gzip data after byte {position + int64 total}: {e.Message}")
+            | :? IOException as e -> raise (fault path $"read failed after byte {position + int64 total}: {e.Message}")
+
+            position <- position + int64 total
+            total
+
+        /// Reads exactly dest.Length bytes or raises "truncated <what>".
+        member x.ReadExactly(dest: Span<byte>, what: string) =
+            let start = position
+            let n = x.Read dest
+
+            if n < dest.Length then
+                raise (
+                    fault
+                        path
+                        $"truncated {what}: needs {dest.Length} bytes from byte {start}, the data ends after {start + int64 n}"
+                )
+
+        member x.Skip(count: int64, what: string) =
+            let buffer = Array.zeroCreate<byte> (int (min count 65536L))
+            let mutable left = count
+
+            while left > 0L do
+                let n = int (min left buffer.LongLength)
+                x.ReadExactly(buffer.AsSpan(0, n), what)
+                left <- left - int64 n
+
+        interface IDisposable with
+            member _.Dispose() = stream.Dispose()
+
+    /// Geometry of the voxel data, validated.
+    type Layout =
+        { VoxelsPerVolume: int64
+          Volumes: int64
+          BytesPerVoxel: int
+          TotalBytes: int64 }
+
+    let checkedProduct (path: string) (values: int64 seq) =
+        values
+        |> Seq.fold
+            (fun (acc: int64) v ->
+                if v <> 0L && acc > Int64.MaxValue / v then
+                    raise (fault path "the product of the dims overflows a 64-bit count of voxels")
+
+                acc * v)
+            1L
+
+    let validate (path: string) (h: NiftiHeader) : Layout =
+        let ndim = h.Dim[0]
+
+        if ndim < 1L || ndim > 7L then
+            raise (fault path $"dim[0] = {ndim}: the number of axes must be 1 to 7")
+
+        for k in 1 .. int ndim do
+            if h.Dim[k] < 1L then
+                raise (fault path $"dim[{k}] = {h.Dim[k]}: every axis needs at least one voxel")
+
+        if ndim > 5L then
+            raise (fault path $"{ndim}-D image: only 3D and 4D images (or 5D with a size-1 4th axis) are supported")
+
+        if ndim = 5L && h.Dim[4] <> 1L then
+            raise (fault path $"5-D image with dim[4] = {h.Dim[4]}: only a size-1 4th axis is supported")
+
+        let bpv =
+            match NiftiHeaderCodec.bytesPerVoxel h.DatatypeCode with
+            | Some b -> b
+            | None -> raise (fault path (NiftiHeaderCodec.unsupported h.DatatypeCode))
+
+        let perVolume = checkedProduct path [ for k in 1 .. int (min ndim 3L) -> h.Dim[k] ]
+        let volumes = checkedProduct path [ for k in 4 .. int ndim -> h.Dim[k] ]
+        let voxels = checkedProduct path [ perVolume; volumes ]
+        let bytes = checkedProduct path [ voxels; int64 bpv ]
+
+        if perVolume > int64 Array.MaxLength then
+            raise (fault path $"one volume has {perVolume} voxels, more than an array can hold ({Array.MaxLength})")
+
+        let minimumOffset = int64 (h.SizeOfHeader + 4)
+
+        if h.VoxOffset < minimumOffset then
+            raise (
+                fault
+                    path
+                    $"vox_offset {h.VoxOffset} is inside the header: a single-file NIfTI-{h.Version} puts its data at byte {minimumOffset} or later"
+            )
+
+        if
+            Double.IsFinite h.SclSlope
+            && h.SclSlope <> 0.0
+            && not (Double.IsFinite h.SclInter)
+        then
+            raise (fault path $"scl_slope is {h.SclSlope} but scl_inter is {h.SclInter}, not a number to add")
+
+        if
+            NiftiHeaderCodec.validCode h.SformCode = 0
+            && NiftiHeaderCodec.validCode h.QformCode <> 0
+            && NiftiHeaderCodec.quaternionW2 h < NiftiHeaderCodec.quaternionThreshold h
+        then
+            raise (
+                fault
+                    path
+                    $"qform quaternion (b, c, d) = ({h.Quaternion[0]}, {h.Quaternion[1]}, {h.Quaternion[2]}) is longer than 1, so it is no rotation"
+            )
+
+        { VoxelsPerVolume = perVolume
+          Volumes = volumes
+          BytesPerVoxel = bpv
+          TotalBytes = bytes }
+
+    /// Reads and validates the header and extensions, leaving the input at vox_offset.
+    let readHeaderFrom (input: Input) : NiftiHeader * Layout =
+        let path = input.Path
+        let bytes = Array.zeroCreate<byte> NiftiHeaderCodec.nifti2Size
+        let n = input.Read(bytes.AsSpan(0, 4))
+
+        if n = 0 then
+            raise (fault path (if input.Gzip then "truncated gzip stream: no data" else "empty file"))
+
+        if n < 4 then
+            raise (fault path $"truncated header: {n} bytes")
+
+        let size =
+            match NiftiHeaderCodec.detect bytes with
+            | Some(size, _) -> size
+            | None ->
+                let le = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan(bytes, 0, 4))
+                let be = BinaryPrimitives.ReadInt32BigEndian(ReadOnlySpan(bytes, 0, 4))
+
+                raise (
+                    fault
+                        path
+                        $"sizeof_hdr is {le} (byte-swapped {be}): not a NIfTI file (NIfTI-1 says 348, NIfTI-2 540)"
+                )
+
+        input.ReadExactly(bytes.AsSpan(4, size - 4), "header")
+        let h = NiftiHeaderCodec.parse path bytes
+        let layout = validate path h
+
+        let available =
+            if input.Gzip then
+                input.FileLength * maxDeflateRatio + 65536L
+            else
+                input.FileLength
+
+        if h.VoxOffset > available - layout.TotalBytes then
+            let kind =
+                if input.Gzip then
+                    $"a gzip file of {input.FileLength} bytes can hold at most {available}"
+                else
+                    $"the file has {input.FileLength}"
+
+            raise (
+                fault
+                    path
+                    $"truncated data: the header's dims and vox_offset {h.VoxOffset} need {h.VoxOffset + layout.TotalBytes} bytes, {kind}"
+            )
+
+        let flag = Array.zeroCreate<byte> 4
+        input.ReadExactly(flag.AsSpan(), "header extension flag")
+
+        let extensions =
+            if flag[0] = 0uy then
+                []
+            else
+                let word (b: byte[]) (o: int) =
+                    let s = ReadOnlySpan(b, o, 4)
+
+                    if h.BigEndian then
+                        BinaryPrimitives.ReadInt32BigEndian s
+                    else
+                        BinaryPrimitives.ReadInt32LittleEndian s
+
+                let found = ResizeArray()
+                let head = Array.zeroCreate<byte> 8
+
+                while input.Position + 8L <= h.VoxOffset do
+                    let at = input.Position
+                    input.ReadExactly(head.AsSpan(), "header extension")
+                    let esize = word head 0
+                    let ecode = word head 4
+
+                    if esize < 8 || int64 esize > h.VoxOffset - at then
+                        raise (
+                            fault
+                                path
+                                $"header extension at byte {at} has esize {esize}, outside 8..{h.VoxOffset - at} (the space before vox_offset)"
+                        )
+
+                    let content = Array.zeroCreate<byte> (esize - 8)
+                    input.ReadExactly(content.AsSpan(), "header extension")
+                    found.Add { Code = ecode; Content = content }
+
+                List.ofSeq found
+
+        input.Skip(h.VoxOffset - input.Position, "padding before the voxel data")
+        { h with Extensions = extensions }, layout
+
+    // Decoding: raw bytes of one datatype → float or float32, byte-swapped when the file is big-endian.
+    let decode (dt: NiftiDatatype) (big: bool) (src: ReadOnlySpan<byte>) (dst: Span<float>) =
+        match dt with
+        | NiftiDatatype.UInt8 ->
+            for i in 0 .. dst.Length - 1 do
+                dst[i] <- float src[i]
+        | NiftiDatatype.Int8 ->
+            for i in 0 .. dst.Length - 1 do
+                dst[i] <- float (sbyte src[i])
+        | NiftiDatatype.Int16 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(2 * i, 2)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadInt16BigEndian s
+                        else
+                            BinaryPrimitives.ReadInt16LittleEndian s
+                    )
+        | NiftiDatatype.UInt16 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(2 * i, 2)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadUInt16BigEndian s
+                        else
+                            BinaryPrimitives.ReadUInt16LittleEndian s
+                    )
+        | NiftiDatatype.Int32 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(4 * i, 4)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadInt32BigEndian s
+                        else
+                            BinaryPrimitives.ReadInt32LittleEndian s
+                    )
+        | NiftiDatatype.UInt32 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(4 * i, 4)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadUInt32BigEndian s
+                        else
+                            BinaryPrimitives.ReadUInt32LittleEndian s
+                    )
+        | NiftiDatatype.Int64 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(8 * i, 8)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadInt64BigEndian s
+                        else
+                            BinaryPrimitives.ReadInt64LittleEndian s
+                    )
+        | NiftiDatatype.UInt64 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(8 * i, 8)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadUInt64BigEndian s
+                        else
+                            BinaryPrimitives.ReadUInt64LittleEndian s
+                    )
+        | NiftiDatatype.Float32 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(4 * i, 4)
+
+                dst[i] <-
+                    float (
+                        if big then
+                            BinaryPrimitives.ReadSingleBigEndian s
+                        else
+                            BinaryPrimitives.ReadSingleLittleEndian s
+                    )
+        | NiftiDatatype.Float64 ->
+            for i in 0 .. dst.Length - 1 do
+                let s = src.Slice(8 * i, 8)
+
+                dst[i] <-
+                    if big then
+                        BinaryPrimitives.ReadDoubleBigEndian s
+                    else
+                        BinaryPrimitives.ReadDoubleLittleEndian s
+        | _ -> invalidArg (nameof dt) $"datatype {dt} is not decoded"
+
+    // nibabel apply_read_scaling: raw·slope, then + inter, in float64 (skipped when (slope, inter) = (1, 0)).
+    let scale (h: NiftiHeader) (dst: Span<float>) =
+        match h.Scaling with
+        | Some(slope, inter) when slope <> 1.0 || inter <> 0.0 ->
+            for i in 0 .. dst.Length - 1 do
+                dst[i] <- dst[i] * slope + inter
+        | _ -> ()
+
+    /// Reads `count` voxels into dst (float), through the reusable buffer.
+    let readFloat (input: Input) (h: NiftiHeader) (layout: Layout) (buffer: byte[]) (dst: Span<float>) =
+        let dt = h.Datatype
+
+        if dt = NiftiDatatype.Float64 then
+            input.ReadExactly(MemoryMarshal.AsBytes dst, "voxel data")
+
+            if h.BigEndian = BitConverter.IsLittleEndian then
+                let words = MemoryMarshal.Cast<float, int64> dst
+
+                for i in 0 .. words.Length - 1 do
+                    words[i] <- BinaryPrimitives.ReverseEndianness words[i]
+        else
+            let per = buffer.Length / layout.BytesPerVoxel
+            let mutable done' = 0
+
+            while done' < dst.Length do
+                let n = min per (dst.Length - done')
+                let raw = buffer.AsSpan(0, n * layout.BytesPerVoxel)
+                input.ReadExactly(raw, "voxel data")
+                decode dt h.BigEndian (Span.op_Implicit raw) (dst.Slice(done', n))
+                done' <- done' + n
+
+        scale h dst
+
+    /// Reads voxels into dst (float32): float32 data goes straight from the stream into dst, no copy.
+    let readSingle (input: Input) (h: NiftiHeader) (layout: Layout) (buffer: byte[]) (dst: Span<float32>) =
+        let dt = h.Datatype
+
+        if
+            dt = NiftiDatatype.Float32
+            && h.Scaling |> Option.forall (fun (s, i) -> s = 1.0 && i = 0.0)
+        then
+            input.ReadExactly(MemoryMarshal.AsBytes dst, "voxel data")
+
+            if h.BigEndian = BitConverter.IsLittleEndian then
+                let words = MemoryMarshal.Cast<float32, int> dst
+
+                for i in 0 .. words.Length - 1 do
+                    words[i] <- BinaryPrimitives.ReverseEndianness words[i]
+        else
+            let scratch = Array.zeroCreate<float> (buffer.Length / layout.BytesPerVoxel)
+            let mutable done' = 0
+
+            while done' < dst.Length do
+                let n = min scratch.Length (dst.Length - done')
+                let part = Span<float>(scratch, 0, n)
+                readFloat input h layout buffer part
+
+                for i in 0 .. n - 1 do
+                    dst[done' + i] <- float32 part[i]
+
+                done' <- done' + n
+
+    let allocate<'T> (path: string) (count: int64) : 'T[] =
+        if count > int64 Array.MaxLength then
+            raise (
+                fault
+                    path
+                    $"{count} voxels are more than one array can hold ({Array.MaxLength}); read it volume by volume (Nifti.openVolumes)"
+            )
+
+        try
+            Array.zeroCreate<'T> (int count)
+        with :? OutOfMemoryException ->
+            raise (fault path $"{count} voxels do not fit in memory; read it volume by volume (Nifti.openVolumes)")
+
+    /// The header a new file gets (little-endian, vox_offset 352 or 544, no scaling).
+    let headerFor (o: NiftiWriteOptions) : NiftiHeader =
+        if isNull o.Shape || o.Shape.Length < 1 || o.Shape.Length > 4 then
+            invalidArg (nameof o) "the shape needs 1 to 4 axes"
+
+        if o.Shape |> Array.exists (fun d -> d < 1L) then
+            invalidArg (nameof o) $"every axis needs at least one voxel: {o.Shape}"
+
+        let bpv =
+            match o.Datatype with
+            | NiftiDatatype.Float32
+            | NiftiDatatype.Float64
+            | NiftiDatatype.Int16
+            | NiftiDatatype.UInt8
+            | NiftiDatatype.Int32 -> (NiftiHeaderCodec.bytesPerVoxel (int o.Datatype)).Value
+            | dt -> invalidArg (nameof o) $"writing {dt} is not supported (float32, float64, int16, uint8, int32 are)"
+
+        if o.SformCode < 0 || o.SformCode > 5 || o.QformCode < 0 || o.QformCode > 5 then
+            invalidArg (nameof o) $"xform codes are 0..5, not sform {o.SformCode} / qform {o.QformCode}"
+
+        let descrip = if isNull o.Descrip then "" else o.Descrip
+
+        if descrip.Length > 79 then
+            invalidArg (nameof o) "descrip holds at most 79 characters"
+
+        match o.TR with
+        | Some tr when not (Double.IsFinite tr) || tr < 0.0 -> invalidArg (nameof o) $"TR {tr} is not a duration"
+        | _ -> ()
+
+        let qfac, zooms, bcd = NiftiHeaderCodec.qformParameters o.Affine
+
+        let version =
+            if o.Shape |> Array.exists (fun d -> d > 32767L) then
+                2
+            else
+                1
+
+        let dim =
+            Array.init 8 (fun k ->
+                if k = 0 then int64 o.Shape.Length
+                elif k <= o.Shape.Length then o.Shape[k - 1]
+                else 1L)
+
+        let pixdim =
+            Array.init 8 (fun k ->
+                match k with
+                | 0 -> qfac
+                | 1
+                | 2
+                | 3 -> zooms[k - 1]
+                | 4 when o.Shape.Length = 4 -> defaultArg o.TR 1.0
+                | _ -> 1.0)
+
+        let size =
+            if version = 2 then
+                NiftiHeaderCodec.nifti2Size
+            else
+                NiftiHeaderCodec.nifti1Size
+
+        { Version = version
+          BigEndian = false
+          SizeOfHeader = size
+          Magic = (if version = 2 then "n+2" else "n+1")
+          Dim = dim
+          DatatypeCode = int o.Datatype
+          Bitpix = 8 * bpv
+          Pixdim = pixdim
+          VoxOffset = int64 (size + 4)
+          SclSlope = 1.0
+          SclInter = 0.0
+          XyztUnits = 2 ||| 8
+          IntentCode = 0
+          IntentParameters = [| 0.0; 0.0; 0.0 |]
+          IntentName = ""
+          CalMin = 0.0
+          CalMax = 0.0
+          SliceStart = 0L
+          SliceEnd = 0L
+          SliceCode = 0
+          SliceDuration = 0.0
+          Toffset = 0.0
+          DimInfo = 0
+          Descrip = descrip
+          AuxFile = ""
+          QformCode = o.QformCode
+          SformCode = o.SformCode
+          Quaternion = bcd
+          QOffset = [| o.Affine[0, 3]; o.Affine[1, 3]; o.Affine[2, 3] |]
+          SrowX = Array.init 4 (fun j -> o.Affine[0, j])
+          SrowY = Array.init 4 (fun j -> o.Affine[1, j])
+          SrowZ = Array.init 4 (fun j -> o.Affine[2, j])
+          Extensions = [] }
+
+    let integral (dt: NiftiDatatype) (lo: float) (hi: float) (i: int) (v: float) =
+        if not (v >= lo && v <= hi && Math.Round v = v) then
+            invalidArg "values" $"value {v} at index {i} is not a {dt} (integers {lo}..{hi})"
+
+    // Encoding float → the on-disk type, little-endian; integer types take only integral values in range.
+    let encode (dt: NiftiDatatype) (src: ReadOnlySpan<float>) (dst: Span<byte>) =
+        match dt with
+        | NiftiDatatype.Float32 ->
+            for i in 0 .. src.Length - 1 do
+                BinaryPrimitives.WriteSingleLittleEndian(dst.Slice(4 * i, 4), float32 src[i])
+        | NiftiDatatype.Float64 ->
+            for i in 0 .. src.Length - 1 do
+                BinaryPrimitives.WriteDoubleLittleEndian(dst.Slice(8 * i, 8), src[i])
+        | NiftiDatatype.Int16 ->
+            for i in 0 .. src.Length - 1 do
+                integral dt -32768.0 32767.0 i src[i]
+                BinaryPrimitives.WriteInt16LittleEndian(dst.Slice(2 * i, 2), int16 src[i])
+        | NiftiDatatype.UInt8 ->
+            for i in 0 .. src.Length - 1 do
+                integral dt 0.0 255.0 i src[i]
+                dst[i] <- byte src[i]
+        | NiftiDatatype.Int32 ->
+            for i in 0 .. src.Length - 1 do
+                integral dt -2147483648.0 2147483647.0 i src[i]
+                BinaryPrimitives.WriteInt32LittleEndian(dst.Slice(4 * i, 4), int src[i])
+        | _ -> invalidArg (nameof dt) $"writing {dt} is not supported"
+
+    let temporaryBeside (path: string) =
+        let full = Path.GetFullPath path
+        let dir = Path.GetDirectoryName full
+
+        if Directory.Exists full then
+            raise (fault path "is a directory; cannot write a NIfTI file there")
+
+        if not (Directory.Exists dir) then
+            raise (fault path $"folder {dir} does not exist")
+
+        Path.Combine(dir, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
+
+
