@@ -87,9 +87,9 @@ let private gammaDifference
 let spmKernel (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     gammaDifference tr oversampling timeLength onset 6.0 16.0 1.0 1.0 0.167
 
-/// <summary>Glover's HRF (nilearn <c>glover_hrf</c>: delay 6 s, undershoot 12 s, dispersions 0.9, ratio 0.35).</summary>
+/// <summary>Glover's HRF (nilearn <c>glover_hrf</c>: delay 6 s, undershoot 12 s, dispersions 0.9, ratio 0.48 in nilearn 0.13, 0.35 in older releases).</summary>
 let gloverKernel (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
-    gammaDifference tr oversampling timeLength onset 6.0 12.0 0.9 0.9 0.35
+    gammaDifference tr oversampling timeLength onset 6.0 12.0 0.9 0.9 0.48
 
 let private timeDerivative kernel tr oversampling timeLength onset =
     // nilearn's finite difference with a 0.1 s onset step: (h(onset) − h(onset + 0.1)) / 0.1.
@@ -117,8 +117,8 @@ let spmDispersionDerivative (tr: float) (oversampling: int) (timeLength: float) 
 let gloverDispersionDerivative (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     let dd = 0.01
     Array.map2 (fun a b -> 1.0 / dd * (-a + b))
-        (gammaDifference tr oversampling timeLength onset 6.0 12.0 (0.9 + dd) 1.0 0.35)
-        (gammaDifference tr oversampling timeLength onset 6.0 12.0 0.9 1.0 0.35)
+        (gammaDifference tr oversampling timeLength onset 6.0 12.0 (0.9 + dd) 1.0 0.48)
+        (gammaDifference tr oversampling timeLength onset 6.0 12.0 0.9 1.0 0.48)
 
 /// <summary>The kernels of a model at t_r and oversampling, time_length 32 s and onset 0 (nilearn
 /// <c>_hrf_kernel</c>). FIR: delay d gives d·oversampling zeros then oversampling samples of 1/oversampling;
