@@ -94,7 +94,29 @@ module DesignMatrix =
     let defaults: FirstLevelDesignOptions =
         { HrfModel = Glover; DriftModel = Cosine 0.01; AddRegs = None; AddRegNames = None; MinOnset = -24.0; Oversampling = 50 }
 
-    /// <summary>The value at scan i of column j.</summary>
+    /// <summary>A warning in nilearn's words (with the numbers that matter).</summary>
+    let describe (warning: DesignWarning) : string =
+        match warning with
+        | DuplicatedEventsSummed merged ->
+            $"Duplicated events were detected ({merged} merged). Amplitudes of these events will be summed."
+        | NullDuration conditions ->
+            let names = conditions |> List.map (fun c -> $"'{c}'")
+            $"""The following conditions contain events with null duration: {String.Join(", ", names)}"""
+        | OnsetsBeforeMinOnset earliest ->
+            $"Some stimulus onsets are earlier than {earliest} in the experiment; as in nilearn 0.13.1 they are clipped to the start of the oversampled grid."
+        | HighPassSaturates highPass ->
+            $"High-pass filter will span all accessible frequencies and saturate the design matrix (high_pass {highPass} Hz)."
+        | SingularRegularized cond ->
+            $"Matrix is singular at working precision (condition number {cond:G3}), regularizing..."
+        | SingularDesign cond ->
+            $"Attention: Design matrix is singular (condition number {cond:G3}). Aberrant estimates are expected."
+
+    /// <summary>Frame times as nilearn's FirstLevelModel builds them: linspace(slice_time_ref·t_r,
+    /// (n_scans − 1 + slice_time_ref)·t_r, n_scans), in seconds.</summary>
+    let frameTimes (scans: int) (tr: float) (sliceTimeRef: float) : float[] =
+        Hrf.linspace (sliceTimeRef * tr) ((float scans - 1.0 + sliceTimeRef) * tr) scans
+
+    /// <summary>Column j, one value per scan.</summary>
     let column (design: DesignMatrix) (j: int) : float[] =
         Array.init (Array2D.length1 design.Values) (fun i -> design.Values[i, j])
 
