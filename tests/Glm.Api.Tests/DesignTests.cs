@@ -142,6 +142,16 @@ public class DesignTests
     }
 
     [Fact]
+    public void Events_FromArrays_without_trial_types_is_one_dummy_condition_with_modulation_1()
+    {
+        var events = Events.FromArrays(new[] { 10.0, 30.0 }, new[] { 2.0, 2.0 });
+        Assert.Equal(new[] { "dummy" }, events.Conditions);
+        Assert.All(events.Modulations, m => Assert.Equal(1.0, m));
+        var design = FirstLevelDesign.Make(FirstLevelDesign.FrameTimes(40, 2.0), events);
+        Assert.Equal("dummy", design.ColumnNames[0]);
+    }
+
+    [Fact]
     public void Make_with_null_options_throws_ArgumentNullException() =>
         Assert.Throws<ArgumentNullException>(() => FirstLevelDesign.Make(new[] { 0.0, 1.0 }, null, null!));
 

@@ -151,6 +151,12 @@ let tests =
                         DesignMatrix.makeFirstLevel (regularFrames 150 2.0) (Some events) { DesignMatrix.defaults with Oversampling = 10 }
                     let check = DesignMatrix.check design
                     check.Rank = check.Columns)
+            testPropertyWithConfig config "VIF is 1 for mutually orthogonal centred columns (atol 1e-9)" <|
+                Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (20, 120)) (Gen.choose (1, 6)))) (fun (n, k) ->
+                    let columns = DesignMatrix.cosineDrift 0.5 (regularFrames n 2.0)
+                    let k = min k (columns.Length - 1)
+                    let design = { ColumnNames = Array.init k string; Values = Array2D.init n k (fun i j -> columns[j][i]) }
+                    (DesignMatrix.check design).VarianceInflation |> Array.forall (fun v -> abs (v - 1.0) <= 1e-9))
             testCase "a column twice another's has rank one less and infinite VIF (check)" <| fun () ->
                 let frames = regularFrames 60 2.0
                 let design, _ = DesignMatrix.makeFirstLevel frames (Some simpleEvents) { DesignMatrix.defaults with DriftModel = NoDrift }

@@ -117,6 +117,19 @@ let tests =
                         let dot (x: float[]) (y: float[]) = Array.fold2 (fun s a b -> s + a * b) 0.0 x y
                         let norm x = sqrt (dot x x)
                         [ 1; 2 ] |> List.forall (fun j -> abs (dot r[0] r[j]) <= 1e-9 * (norm r[0] * norm r[j] + 1e-300))))
+            testPropertyWithConfig config "a Custom HRF that returns gloverKernel gives the Glover regressor exactly, named condition_name" <|
+                Prop.forAll (Arb.fromGen conditionGen) (fun c ->
+                    let custom = Custom("mine", gloverKernel)
+                    regressorNames "face" custom = [ "face_mine" ]
+                    && computeRegressor custom frameTimes oversampling -24.0 c = computeRegressor Glover frameTimes oversampling -24.0 c)
+            testCase "parse accepts nilearn's spellings case-insensitively and names them back" <| fun () ->
+                for text, names in
+                    [ "SPM", [ "c" ]; "Glover + Derivative", [ "c"; "c_derivative" ]
+                      "glover + derivative + dispersion", [ "c"; "c_derivative"; "c_dispersion" ]; "fir", [ "c_delay_1"; "c_delay_4" ]
+                      "none", [ "c" ] ] do
+                    match Hrf.parse [| 1; 4 |] text with
+                    | Ok m -> Expect.equal (regressorNames "c" m) names text
+                    | Error _ -> failtestf "%s not parsed" text
             testProperty "SPM and Glover kernels sum to 1 (atol 1e-12)" <|
                 Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (5, 30)) (Gen.choose (1, 20)))) (fun (t10, os) ->
                     let t = float t10 / 10.0
