@@ -10,8 +10,11 @@ open FmriGlm.Core
 /// Columns scaled to unit L2 norm as nilearn's plot_design_matrix(rescale=True) does (floor 1e-12).
 let private rescaled (design: DesignMatrix) =
     let n, p = Array2D.length1 design.Values, Array2D.length2 design.Values
+
     let norms =
-        Array.init p (fun j -> max 1e-12 (sqrt (Seq.sum (seq { for i in 0 .. n - 1 -> design.Values[i, j] * design.Values[i, j] }))))
+        Array.init p (fun j ->
+            max 1e-12 (sqrt (Seq.sum (seq { for i in 0 .. n - 1 -> design.Values[i, j] * design.Values[i, j] }))))
+
     Array2D.init n p (fun i j -> design.Values[i, j] / norms[j])
 
 /// Writes the PNG (temporary file in the same folder, then a rename over the target).
@@ -36,9 +39,13 @@ let save (path: string) (design: DesignMatrix) : unit =
     plot.Axes.Bottom.IsVisible <- false
     plot.Axes.Left.Label.Text <- "scan number"
     let full = Path.GetFullPath path
-    let temp = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileNameWithoutExtension full}.{Guid.NewGuid():N}.png")
+
+    let temp =
+        Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileNameWithoutExtension full}.{Guid.NewGuid():N}.png")
+
     try
         plot.SavePng(temp, max 420 (60 + 28 * p), 720) |> ignore
         File.Move(temp, full, true)
     finally
-        if File.Exists temp then File.Delete temp
+        if File.Exists temp then
+            File.Delete temp
