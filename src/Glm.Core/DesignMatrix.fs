@@ -255,8 +255,7 @@ module DesignMatrix =
     /// singular value and rebuilds the matrix; returns the matrix and the condition number when regularised.</summary>
     let fullRank (values: float[,]) : float[,] * float option =
         let m = Matrix<float>.Build.DenseOfArray values
-        let svd = m.Svd(true)
-        let s = svd.S
+        let s = m.Svd(false).S
         let smax, smin = s.Maximum(), s.Minimum()
         let cmax = 1e15
 
@@ -264,12 +263,9 @@ module DesignMatrix =
             values, None
         else
             let lda = (smax - cmax * smin) / (cmax - 1.0)
-            let k = s.Count
-            let u = svd.U.SubMatrix(0, m.RowCount, 0, k)
-            let vt = svd.VT.SubMatrix(0, k, 0, m.ColumnCount)
+            let u, s, vt = Hrf.thinSvd m
 
-            let d =
-                Matrix<float>.Build.DiagonalOfDiagonalArray(s.ToArray() |> Array.map (fun v -> v + lda))
+            let d = Matrix<float>.Build.DiagonalOfDiagonalVector(s.Map(fun v -> v + lda))
 
             (u * d * vt).ToArray(), Some(smax / smin)
 
