@@ -21,8 +21,5 @@ internal static class Interop
     internal static string Describe(Core.DesignWarning warning) => Core.DesignMatrixModule.describe(warning);
 
     /// <summary>A table warning in words.</summary>
-    internal static string Describe(Core.Tables.TableWarning warning) =>
-        warning.IsMissingTrialType
-            ? "'trial_type' column not found in the given events data: every event is in condition 'dummy'."
-            : $"Unexpected columns ignored: {string.Join(", ", ((Core.Tables.TableWarning.UnexpectedColumns)warning).names)}";
+    internal static string Describe(Core.Tables.TableWarning warning) => Core.Tables.describe(warning);
 }

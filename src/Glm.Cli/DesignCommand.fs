@@ -167,10 +167,7 @@ let run (results: ParseResults<DesignArgs>) : int =
                 AddRegNames = addNames }
 
     for w in tableWarnings do
-        match w with
-        | Tables.MissingTrialType ->
-            eprintfn "fmriglm: warning: no trial_type column; every event is in condition 'dummy'"
-        | Tables.UnexpectedColumns names -> eprintfn "fmriglm: warning: ignored columns %s" (String.Join(", ", names))
+        eprintfn "fmriglm: warning: %s" (Tables.describe w)
 
     for w in warnings do
         eprintfn "fmriglm: warning: %s" (DesignMatrix.describe w)

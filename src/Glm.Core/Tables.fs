@@ -15,6 +15,12 @@ type TableWarning =
     /// <summary>Columns other than onset, duration, trial_type and modulation are ignored.</summary>
     | UnexpectedColumns of names: string list
 
+/// <summary>A table warning in words.</summary>
+let describe (warning: TableWarning) : string =
+    match warning with
+    | MissingTrialType -> "'trial_type' column not found in the given events data: every event is in condition 'dummy'."
+    | UnexpectedColumns names -> $"""Unexpected columns ignored: {String.Join(", ", names)}"""
+
 /// A table read as text: header and rows of cells.
 let private readCells (path: string) : string[] * string[][] =
     if not (File.Exists path) then

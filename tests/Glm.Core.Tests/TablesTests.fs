@@ -125,6 +125,19 @@ let tests =
                         Expect.isTrue (Double.IsNaN values[0, 1]) "n/a is NaN"
                         Expect.equal values[1, 1] 2.0 "csf row 2"
                     finally
+                        File.Delete path
+                testCase "CRLF line ends, a UTF-8 BOM and an extra column: read, with an UnexpectedColumns warning"
+                <| fun () ->
+                    let path = Path.Combine(Path.GetTempPath(), $"fmriglm-tables-{Guid.NewGuid():N}.tsv")
+                    let text = "onset\tduration\ttrial_type\tresponse_time\r\n1.5\t2\tface\tn/a\r\n"
+                    File.WriteAllText(path, text, Text.UTF8Encoding(true))
+
+                    try
+                        let events, warnings = Tables.readEvents path
+                        Expect.equal events.Onsets [| 1.5 |] "onset"
+                        Expect.equal events.TrialTypes [| "face" |] "trial_type"
+                        Expect.equal warnings [ Tables.UnexpectedColumns [ "response_time" ] ] "warning"
+                    finally
                         File.Delete path ]
           testList
               "errors"
