@@ -197,11 +197,28 @@ module DesignMatrix =
           Modulations = sums.ToArray() },
         events.Onsets.Length - idx.Length
 
-    /// <summary>Conditions in numpy.unique order (code-point order: "B" before "a", "a10" before "a2").</summary>
+    /// <summary>Conditions in numpy.unique order of the trial_type column: code-point order ("B" before "a", "a10"
+    /// before "a2"), except that when every trial type is a number pandas reads the column as numbers and the
+    /// conditions sort numerically ("2" before "10").</summary>
     let conditions (events: Events) : string[] =
-        events.TrialTypes
-        |> Array.distinct
-        |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+        let distinct = Array.distinct events.TrialTypes
+
+        let number (t: string) =
+            match Double.TryParse(t, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+            | true, v when Double.IsFinite v -> Some v
+            | _ -> None
+
+        let numbers = distinct |> Array.map number
+
+        if distinct.Length > 0 && numbers |> Array.forall Option.isSome then
+            Array.zip distinct numbers
+            |> Array.sortWith (fun (a, x) (b, y) ->
+                match compare x y with
+                | 0 -> String.CompareOrdinal(a, b)
+                | c -> c)
+            |> Array.map fst
+        else
+            distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
 
     /// <summary>Cosine drift (nilearn <c>create_cosine_drift</c>): k = min(n − 1, ⌊2·n·high_pass·dt⌋) columns
     /// √(2/n)·cos(π/n·(t + ½)·j), j = 1..k, then a constant; dt = (last − first)/(n − 1).</summary>

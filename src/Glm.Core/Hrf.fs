@@ -199,9 +199,14 @@ let regressorNames (condition: string) (model: HrfModel) : string list =
 /// <summary>The events of one condition: onsets and durations in seconds, amplitudes (nilearn's
 /// <c>exp_condition</c> triplet). The three arrays have one element per event.</summary>
 type Condition =
-    { Onsets: float[]
-      Durations: float[]
-      Amplitudes: float[] }
+    {
+        /// <summary>Onsets, in seconds.</summary>
+        Onsets: float[]
+        /// <summary>Durations, in seconds (0 for an impulse, which lasts one sample of the fine grid).</summary>
+        Durations: float[]
+        /// <summary>Amplitude (modulation) of each event.</summary>
+        Amplitudes: float[]
+    }
 
 /// numpy.searchsorted(sorted, v, side='left'): the first index whose value is ≥ v.
 let internal searchSorted (sorted: float[]) (v: float) =

@@ -338,6 +338,26 @@ let tests =
                     Expect.contains w (DuplicatedEventsSummed 1) "warning"
                     Close.matrix { absolute = 1e-15; relative = 0.0 } d1.Values d2.Values "design" ]
           testList
+              "conditions"
+              [ testCase "conditions sort by code point (numpy.unique of strings): B < a < a10 < a2"
+                <| fun () ->
+                    let events =
+                        { Onsets = Array.zeroCreate 4
+                          Durations = Array.zeroCreate 4
+                          TrialTypes = [| "a2"; "a"; "B"; "a10" |]
+                          Modulations = Array.create 4 1.0 }
+
+                    Expect.equal (DesignMatrix.conditions events) [| "B"; "a"; "a10"; "a2" |] "order"
+                testCase "all-numeric trial types sort numerically, as pandas reads them as numbers: 2 < 10"
+                <| fun () ->
+                    let events =
+                        { Onsets = Array.zeroCreate 3
+                          Durations = Array.zeroCreate 3
+                          TrialTypes = [| "10"; "2"; "1.5" |]
+                          Modulations = Array.create 3 1.0 }
+
+                    Expect.equal (DesignMatrix.conditions events) [| "1.5"; "2"; "10" |] "order" ]
+          testList
               "errors"
               [ testCase "negative duration names the event and the duration column"
                 <| fun () ->

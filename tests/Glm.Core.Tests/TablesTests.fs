@@ -128,7 +128,9 @@ let tests =
                         File.Delete path
                 testCase "CRLF line ends, a UTF-8 BOM and an extra column: read, with an UnexpectedColumns warning"
                 <| fun () ->
-                    let path = Path.Combine(Path.GetTempPath(), $"fmriglm-tables-{Guid.NewGuid():N}.tsv")
+                    let path =
+                        Path.Combine(Path.GetTempPath(), $"fmriglm-tables-{Guid.NewGuid():N}.tsv")
+
                     let text = "onset\tduration\ttrial_type\tresponse_time\r\n1.5\t2\tface\tn/a\r\n"
                     File.WriteAllText(path, text, Text.UTF8Encoding(true))
 
