@@ -301,6 +301,9 @@ module DesignMatrix =
         if isNull frameTimes || frameTimes.Length < 2 then
             invalidArg (nameof frameTimes) "need at least 2 frame times"
 
+        if frameTimes |> Array.pairwise |> Array.exists (fun (a, b) -> not (b > a)) then
+            invalidArg (nameof frameTimes) "frame times must be finite and strictly increasing"
+
         let n = frameTimes.Length
         let warnings = ResizeArray<DesignWarning>()
         let names = ResizeArray<string>()

@@ -359,7 +359,12 @@ let tests =
                     Expect.equal (DesignMatrix.conditions events) [| "1.5"; "2"; "10" |] "order" ]
           testList
               "errors"
-              [ testCase "negative duration names the event and the duration column"
+              [ testCase "decreasing frame times are a contract violation (ArgumentException)"
+                <| fun () ->
+                    Expect.throwsT<System.ArgumentException>
+                        (fun () -> DesignMatrix.makeFirstLevel [| 0.0; 2.0; 1.0 |] None DesignMatrix.defaults |> ignore)
+                        "frame times"
+                testCase "negative duration names the event and the duration column"
                 <| fun () ->
                     expectInputError
                         (fun () ->
