@@ -16,4 +16,10 @@ internal static class Interop
         }
         return rows;
     }
+
+    /// <summary>A core design warning in words.</summary>
+    internal static string Describe(Core.DesignWarning warning) => Core.DesignMatrixModule.describe(warning);
+
+    /// <summary>A table warning in words.</summary>
+    internal static string Describe(Core.Tables.TableWarning warning) => Core.Tables.describe(warning);
 }

@@ -2,6 +2,7 @@ module FmriGlm.Cli.Program
 
 open Argu
 open FmriGlm.Core
+open FmriGlm.Cli.DesignCommand
 
 /// The fmriglm subcommands; each case's arguments live in its own command file.
 type FmriGlmArgs =
@@ -9,6 +10,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Info of ParseResults<InfoCommand.InfoArgs>
     | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoCommand.DemoArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
+    | [<CliPrefix(CliPrefix.None)>] Design of ParseResults<DesignArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -16,6 +18,7 @@ type FmriGlmArgs =
             | Info _ -> "shape, datatype, voxel size, TR, affine and value range of a NIfTI file."
             | Demo _ -> "run the demo (for now: the NIfTI layer's round trip on a synthetic 4D image)."
             | Bench _ -> "benchmarks (bench nifti: read speed and peak memory)."
+            | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
 
 [<EntryPoint>]
 let main argv =
@@ -30,6 +33,7 @@ let main argv =
         | [ Info args ] -> InfoCommand.run args
         | [ Demo args ] -> DemoCommand.run args
         | [ Bench args ] -> BenchCommand.run args
+        | [ Design args ] -> DesignCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

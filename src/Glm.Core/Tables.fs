@@ -1,0 +1,226 @@
+/// <summary>Table files: BIDS events.tsv, confounds TSV (fMRIPrep style), second-level covariates and design-matrix
+/// TSV. Errors name the file, line (the header is line 1), column and value.</summary>
+module FmriGlm.Core.Tables
+
+open System
+open System.Globalization
+open System.IO
+open System.Text
+open Sylvan.Data.Csv
+
+/// <summary>What nilearn's check_events only warns about when reading events.</summary>
+type TableWarning =
+    /// <summary>The table has no trial_type column: every event belongs to the condition "dummy".</summary>
+    | MissingTrialType
+    /// <summary>Columns other than onset, duration, trial_type and modulation are ignored.</summary>
+    | UnexpectedColumns of names: string list
+
+/// <summary>A table warning in words.</summary>
+let describe (warning: TableWarning) : string =
+    match warning with
+    | MissingTrialType -> "'trial_type' column not found in the given events data: every event is in condition 'dummy'."
+    | UnexpectedColumns names -> $"""Unexpected columns ignored: {String.Join(", ", names)}"""
+
+/// A table read as text: header and rows of cells.
+let private readCells (path: string) : string[] * string[][] =
+    if not (File.Exists path) then
+        raise (GlmInputException(path, "file not found"))
+
+    let options = CsvDataReaderOptions(Delimiter = '\t', HasHeaders = true)
+    use reader = CsvDataReader.Create(path, options)
+    let header = Array.init reader.FieldCount (fun i -> reader.GetName i)
+    let rows = ResizeArray()
+
+    while reader.Read() do
+        let cells =
+            Array.init header.Length (fun i -> if i < reader.RowFieldCount then reader.GetString i else "")
+
+        if not (cells |> Array.forall String.IsNullOrWhiteSpace) then
+            rows.Add cells
+
+    header, rows.ToArray()
+
+/// A BIDS number cell: "n/a" or empty is NaN; "nan"/"inf" as numpy prints them.
+let private tryNumber (cell: string) : float option =
+    match cell.Trim() with
+    | ""
+    | "n/a"
+    | "nan"
+    | "NaN" -> Some nan
+    | "inf"
+    | "Infinity" -> Some infinity
+    | "-inf"
+    | "-Infinity" -> Some -infinity
+    | s ->
+        match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with
+        | true, v -> Some v
+        | _ -> None
+
+let private at (path: string) (row: int) (column: string) =
+    $"{path}, line {row + 2}, column '{column}'"
+
+let private numberAt path row column (cell: string) =
+    match tryNumber cell with
+    | Some v -> v
+    | None -> raise (GlmInputException(at path row column, $"'{cell}' is not a number"))
+
+/// <summary>Reads a BIDS events.tsv (tab separated; onset and duration required; trial_type and modulation
+/// optional; "n/a" cells) into events, with nilearn's checks.</summary>
+/// <exception cref="T:FmriGlm.Core.GlmInputException">Missing onset/duration column, a non-numeric or missing onset,
+/// a missing or negative duration, a non-numeric modulation or a missing trial_type.</exception>
+let readEvents (path: string) : Events * TableWarning list =
+    let header, rows = readCells path
+    let index name = Array.tryFindIndex ((=) name) header
+
+    let required name =
+        match index name with
+        | Some j -> j
+        | None -> raise (GlmInputException(path, $"""no '{name}' column (columns: {String.Join(", ", header)})"""))
+
+    let onsetJ, durationJ = required "onset", required "duration"
+
+    let onsets =
+        rows
+        |> Array.mapi (fun r cells ->
+            let v = numberAt path r "onset" cells[onsetJ]
+
+            if not (Double.IsFinite v) then
+                raise (GlmInputException(at path r "onset", $"onset must be a finite number, got '{cells[onsetJ]}'"))
+
+            v)
+
+    let durations =
+        rows
+        |> Array.mapi (fun r cells ->
+            let v = numberAt path r "duration" cells[durationJ]
+
+            if Double.IsNaN v then
+                raise (GlmInputException(at path r "duration", $"duration is missing ('{cells[durationJ]}')"))
+
+            if v < 0.0 then
+                raise (GlmInputException(at path r "duration", $"negative duration {cells[durationJ]}"))
+
+            v)
+
+    let trialTypes, warnings =
+        match index "trial_type" with
+        | Some j ->
+            rows
+            |> Array.mapi (fun r cells ->
+                let t = cells[j].Trim()
+
+                if t = "" || t = "n/a" then
+                    raise (GlmInputException(at path r "trial_type", $"trial_type is missing ('{cells[j]}')"))
+
+                t),
+            []
+        | None -> Array.create rows.Length "dummy", [ MissingTrialType ]
+
+    let modulations =
+        match index "modulation" with
+        | Some j ->
+            rows
+            |> Array.mapi (fun r cells ->
+                let v = numberAt path r "modulation" cells[j]
+
+                if Double.IsNaN v then
+                    raise (GlmInputException(at path r "modulation", $"modulation is missing ('{cells[j]}')"))
+
+                v)
+        | None -> Array.create rows.Length 1.0
+
+    let unexpected =
+        header
+        |> Array.filter (fun h -> not (List.contains h [ "onset"; "duration"; "trial_type"; "modulation" ]))
+        |> List.ofArray
+
+    { Onsets = onsets
+      Durations = durations
+      TrialTypes = trialTypes
+      Modulations = modulations },
+    warnings
+    @ (if unexpected.IsEmpty then
+           []
+       else
+           [ UnexpectedColumns unexpected ])
+
+/// <summary>Reads numeric columns of a confounds TSV (fMRIPrep style; "n/a" cells become NaN), all of them or
+/// those named, in the order given.</summary>
+/// <returns>Column names and values, rows × columns.</returns>
+/// <exception cref="T:FmriGlm.Core.GlmInputException">An unknown column name or a non-numeric cell.</exception>
+let readConfounds (path: string) (columns: string[] option) : string[] * float[,] =
+    let header, rows = readCells path
+    let names = columns |> Option.defaultValue header
+
+    let js =
+        names
+        |> Array.map (fun name ->
+            match Array.tryFindIndex ((=) name) header with
+            | Some j -> j
+            | None -> raise (GlmInputException(path, $"""no '{name}' column (columns: {String.Join(", ", header)})""")))
+
+    names, Array2D.init rows.Length js.Length (fun r k -> numberAt path r names[k] (rows[r][js[k]]))
+
+/// <summary>Reads second-level covariates: a <c>subject_label</c> column plus numeric covariate columns.</summary>
+/// <exception cref="T:FmriGlm.Core.GlmInputException">No subject_label column or a non-numeric covariate.</exception>
+let readSubjectCovariates (path: string) : SubjectCovariates =
+    let header, rows = readCells path
+
+    let labelJ =
+        match Array.tryFindIndex ((=) "subject_label") header with
+        | Some j -> j
+        | None -> raise (GlmInputException(path, "no 'subject_label' column"))
+
+    let covariates = header |> Array.indexed |> Array.filter (fun (j, _) -> j <> labelJ)
+
+    { SubjectLabels = rows |> Array.map (fun r -> r[labelJ].Trim())
+      Names = covariates |> Array.map snd
+      Columns =
+        covariates
+        |> Array.map (fun (j, name) -> rows |> Array.mapi (fun r cells -> numberAt path r name cells[j])) }
+
+let private format (v: float) =
+    if Double.IsNaN v then "nan"
+    elif Double.IsPositiveInfinity v then "inf"
+    elif Double.IsNegativeInfinity v then "-inf"
+    else v.ToString("R", CultureInfo.InvariantCulture)
+
+/// <summary>A design as TSV text: a header of column names, one row per scan, round-trip ("R") numbers in the
+/// invariant culture, nan/inf/-inf as numpy prints them, "\n" line ends.</summary>
+let designToTsv (design: DesignMatrix) : string =
+    let sb = StringBuilder()
+    sb.Append(String.Join('\t', design.ColumnNames)).Append('\n') |> ignore
+
+    for i in 0 .. Array2D.length1 design.Values - 1 do
+        for j in 0 .. Array2D.length2 design.Values - 1 do
+            if j > 0 then
+                sb.Append('\t') |> ignore
+
+            sb.Append(format design.Values[i, j]) |> ignore
+
+        sb.Append('\n') |> ignore
+
+    sb.ToString()
+
+/// <summary>Writes a design TSV atomically: a temporary file in the same folder, then a rename over the target.</summary>
+let writeDesign (path: string) (design: DesignMatrix) : unit =
+    let full = Path.GetFullPath path
+
+    let temp =
+        Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
+
+    try
+        File.WriteAllText(temp, designToTsv design, UTF8Encoding false)
+        File.Move(temp, full, true)
+    finally
+        if File.Exists temp then
+            File.Delete temp
+
+/// <summary>Reads a design TSV written by <see cref="writeDesign"/> or by nilearn (header of column names,
+/// numeric cells).</summary>
+/// <exception cref="T:FmriGlm.Core.GlmInputException">A non-numeric cell.</exception>
+let readDesign (path: string) : DesignMatrix =
+    let header, rows = readCells path
+
+    { ColumnNames = header
+      Values = Array2D.init rows.Length header.Length (fun r j -> numberAt path r header[j] (rows[r][j])) }
