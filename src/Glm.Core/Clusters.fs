@@ -173,7 +173,9 @@ module Clusters =
 
     /// Peak and subpeaks of one cluster's masked data (zeros outside the cluster), as nilearn's
     /// _identify_subpeaks, _sort_subpeaks and _pare_subpeaks find them: (voxel, value) pairs, best first.
-    let private localMaxima (shape: GridShape) (affine: float[,]) (minDistance: float) (data: float[]) =
+    /// The data is a box of the grid (shape) whose voxel (0, 0, 0) is the grid's voxel origin; positions are
+    /// computed in grid indices, so that centres of mass round exactly as scipy's on the whole grid.
+    let private localMaxima (shape: GridShape) (origin: int[]) (affine: float[,]) (minDistance: float) (data: float[]) =
         let dataMax = neighbourhoodExtreme shape max data
         let nonZero = data |> Array.filter (fun x -> x <> 0.0)
         let isConstant = isClose (Array.max nonZero) (Array.min nonZero)
@@ -196,14 +198,14 @@ module Clusters =
 
                     if l > 0 then
                         sums[l] <- sums[l] + data[v]
-                        moments[l][0] <- moments[l][0] + data[v] * float i
-                        moments[l][1] <- moments[l][1] + data[v] * float j
-                        moments[l][2] <- moments[l][2] + data[v] * float k
+                        moments[l][0] <- moments[l][0] + data[v] * float (i + origin[0])
+                        moments[l][1] <- moments[l][1] + data[v] * float (j + origin[1])
+                        moments[l][2] <- moments[l][2] + data[v] * float (k + origin[2])
 
         let peaks =
             [| for l in 1..count do
                    // np.round rounds half to even, as Math.Round does by default.
-                   let ijk = Array.init 3 (fun d -> int (Math.Round(moments[l][d] / sums[l])))
+                   let ijk = Array.init 3 (fun d -> int (Math.Round(moments[l][d] / sums[l])) - origin[d])
                    let inGrid = ijk[0] >= 0 && ijk[1] >= 0 && ijk[2] >= 0 && ijk[0] < shape.X && ijk[1] < shape.Y && ijk[2] < shape.Z
 
                    let ijk =
@@ -234,8 +236,8 @@ module Clusters =
         let xyz =
             peaks
             |> Array.map (fun (ijk, _) ->
-                Array.init 3 (fun r ->
-                    affine[r, 0] * float ijk[0] + affine[r, 1] * float ijk[1] + affine[r, 2] * float ijk[2] + affine[r, 3]))
+                let i, j, k = float (ijk[0] + origin[0]), float (ijk[1] + origin[1]), float (ijk[2] + origin[2])
+                Array.init 3 (fun r -> affine[r, 0] * i + affine[r, 1] * j + affine[r, 2] * k + affine[r, 3]))
 
         // nilearn's _pare_subpeaks: every kept peak i re-decides each later peak j by its distance to i alone, so a
         // peak dropped because of one neighbour can come back when a later kept peak is far from it.
@@ -307,6 +309,21 @@ module Clusters =
                     if l > 0 then
                         peak[l] <- if below then min peak[l] signed[v] else max peak[l] signed[v]
 
+                let size3 = [| shape.X; shape.Y; shape.Z |]
+                // per label: min i, j, k then max i, j, k
+                let boxes = Array.init (count + 1) (fun _ -> [| Int32.MaxValue; Int32.MaxValue; Int32.MaxValue; -1; -1; -1 |])
+
+                for v in 0 .. labels.Length - 1 do
+                    let l = labels[v]
+
+                    if l > 0 then
+                        let b = boxes[l]
+                        let ijk = [| v % shape.X; (v / shape.X) % shape.Y; v / (shape.X * shape.Y) |]
+
+                        for d in 0..2 do
+                            b[d] <- min b[d] ijk[d]
+                            b[d + 3] <- max b[d + 3] ijk[d]
+
                 let order = [| 1..count |] |> Array.sortBy (fun l -> -peak[l])
                 let rank = Array.zeroCreate (count + 1)
                 order |> Array.iteri (fun r l -> rank[l] <- r + 1)
@@ -315,9 +332,19 @@ module Clusters =
 
                 order
                 |> Array.iteri (fun r l ->
-                    let masked = Array.init signed.Length (fun v -> if labels[v] = l then (if below then -signed[v] else signed[v]) else 0.0)
+                    // The cluster's bounding box grown by one voxel (within the grid) holds every 3×3×3
+                    // neighbourhood of its voxels, so the search runs on the box, not the whole grid.
+                    let lo = Array.init 3 (fun d -> max 0 (boxes[l].[d] - 1))
+                    let hi = Array.init 3 (fun d -> min (size3[d] - 1) (boxes[l].[d + 3] + 1))
+                    let box = { X = hi[0] - lo[0] + 1; Y = hi[1] - lo[1] + 1; Z = hi[2] - lo[2] + 1 }
+
+                    let masked =
+                        Array.init box.Count (fun b ->
+                            let v = shape.Index(lo[0] + b % box.X, lo[1] + (b / box.X) % box.Y, lo[2] + b / (box.X * box.Y))
+                            if labels[v] = l then (if below then -signed[v] else signed[v]) else 0.0)
+
                     let size = int (float voxelCount[l] * voxelVolume)
-                    let peaks = localMaxima shape affine minDistance masked
+                    let peaks = localMaxima box lo affine minDistance masked
                     let id = offset + r + 1
 
                     peaks

@@ -91,6 +91,24 @@ let tests =
                         nonEmpty
                         table.LabelMaps)
 
+            testPropertyWithConfig config "with distinct values, each cluster's peak row is its maximum voxel: value and position in mm (exact)" <|
+                Prop.forAll (Arb.fromGen genCase) (fun (shape, z, t, _, _) ->
+                    // distinct values: rank order of z plus a tiny index-dependent offset
+                    let distinct = z |> Array.mapi (fun v x -> x + float v * 1e-7)
+                    let table = Clusters.getClustersTable shape affine2mm [| 2.0; 2.0; 2.0 |] t 0.0 false 8.0 distinct
+
+                    match table.LabelMaps with
+                    | [] -> table.Rows.IsEmpty
+                    | labels :: _ ->
+                        let peaks = table.Rows |> List.filter (fun r -> r.ClusterSizeMm3.IsSome)
+
+                        peaks
+                        |> List.mapi (fun c row ->
+                            let best = Array.init distinct.Length id |> Array.filter (fun v -> labels[v] = c + 1) |> Array.maxBy (fun v -> distinct[v])
+                            let i, j, k = best % shape.X, (best / shape.X) % shape.Y, best / (shape.X * shape.Y)
+                            row.PeakStat = distinct[best] && row.X = 2.0 * float i - 10.0 && row.Y = 2.0 * float j - 10.0 && row.Z = 2.0 * float k - 10.0)
+                        |> List.forall id)
+
             testPropertyWithConfig config "label gives the 6-connected components: each voxel's label set has the flood-fill size (exact)" <|
                 Prop.forAll (Arb.fromGen genCase) (fun (shape, z, t, _, _) ->
                     let inSet = z |> Array.map (fun x -> x > t)
