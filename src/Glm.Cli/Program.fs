@@ -3,6 +3,8 @@ module FmriGlm.Cli.Program
 open Argu
 open FmriGlm.Core
 open FmriGlm.Cli.DesignCommand
+open FmriGlm.Cli.ThresholdCommand
+open FmriGlm.Cli.ClustersCommand
 
 /// The fmriglm subcommands; each case's arguments live in its own command file.
 type FmriGlmArgs =
@@ -11,6 +13,8 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoCommand.DemoArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchCommand.BenchArgs>
     | [<CliPrefix(CliPrefix.None)>] Design of ParseResults<DesignArgs>
+    | [<CliPrefix(CliPrefix.None)>] Threshold of ParseResults<ThresholdArgs>
+    | [<CliPrefix(CliPrefix.None)>] Clusters of ParseResults<ClustersArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -19,6 +23,8 @@ type FmriGlmArgs =
             | Demo _ -> "run the demo (for now: the NIfTI layer's round trip on a synthetic 4D image)."
             | Bench _ -> "benchmarks (bench nifti: read speed and peak memory)."
             | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
+            | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
+            | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
 
 [<EntryPoint>]
 let main argv =
@@ -34,6 +40,8 @@ let main argv =
         | [ Demo args ] -> DemoCommand.run args
         | [ Bench args ] -> BenchCommand.run args
         | [ Design args ] -> DesignCommand.run args
+        | [ Threshold args ] -> ThresholdCommand.run args
+        | [ Clusters args ] -> ClustersCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0
