@@ -5,6 +5,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open FmriGlm.Core
+open FmriGlm.Core.Tests.TestHelpers
 
 let private config = { FsCheckConfig.defaultConfig with maxTest = 100 }
 
@@ -37,6 +38,31 @@ let private componentOf (shape: GridShape) (mask: bool[]) (seed: int) =
                 if mask[u] && seen.Add u then stack.Push u
 
     seen
+
+
+/// Keyword arguments of a case's Python call, e.g. "opening=1" → Some "1".
+let private keyword (call: string) (name: string) =
+    let m = Text.RegularExpressions.Regex.Match(call, name + @"=([^,)\s]+)")
+    if m.Success then Some m.Groups[1].Value else None
+
+/// The mean image nilearn computes a mask from: 4D images averaged in the image's dtype (float32 → Single).
+let private meanImage (path: string) =
+    let image = Nifti.read path
+    let h = image.Header
+    let shape = { X = int h.Shape[0]; Y = int h.Shape[1]; Z = int h.Shape[2] }
+    let precision = if h.Datatype = NiftiDatatype.Float32 then Single else Double
+    let volumes = image.Data.Length / shape.Count
+    let mean =
+        if volumes = 1 then Array.map (fun x -> if precision = Single then float (float32 x) else x) image.Data
+        else Masking.meanVolume precision (Seq.init volumes (fun t -> image.Data[t * shape.Count .. (t + 1) * shape.Count - 1]))
+    shape, precision, mean
+
+let private referenceMask area case' =
+    (Nifti.read (Reference.path area case' "mask.nii.gz")).Data |> Array.map (fun x -> x <> 0.0)
+
+let private expectSameMask (actual: bool[]) (expected: bool[]) what =
+    let differing = [ for v in 0 .. expected.Length - 1 do if actual[v] <> expected[v] then yield v ]
+    Expect.isEmpty differing $"{what}: voxels (Fortran index) where the mask differs from nilearn's"
 
 [<Tests>]
 let tests =
@@ -96,6 +122,40 @@ let tests =
                 Expect.equal v[0] (float (float32 (16777216.0 / 3.0))) "float32 sequential sum, then division"
                 let d = Masking.meanVolume Double [ [| 16777216.0 |]; [| 1.0 |]; [| 1.0 |] ]
                 Expect.equal d[0] (16777218.0 / 3.0) "float64"
+        ]
+        testList "parity" [
+            for case' in Reference.cases "masking" do
+                let calls = (Reference.parameters "masking" case').GetProperty("calls")
+                let call = calls[0].GetString()
+                let input = if case'.StartsWith "compute_background_mask" then "image.nii.gz" else "epi.nii.gz"
+                let expectedJson = IO.File.ReadAllText(Reference.path "masking" case' "expected.json")
+                let expectedDoc = Text.Json.JsonDocument.Parse expectedJson
+                let expectedCount = expectedDoc.RootElement.GetProperty("n_voxels").GetInt32()
+                let callee = call.Substring(0, call.IndexOf '(')
+                let functionName = callee.Substring(callee.LastIndexOf '=' + 1).Trim()
+
+                testCase $"{case'} = nilearn 0.13.1 {functionName}, exact" <| fun () ->
+                    let shape, precision, mean = meanImage (Reference.path "masking" case' input)
+                    let flag name fallback = keyword call name |> Option.map ((=) "True") |> Option.defaultValue fallback
+                    let parse (v: string) = Double.Parse(v, Globalization.CultureInfo.InvariantCulture)
+                    let number name fallback = keyword call name |> Option.map parse |> Option.defaultValue fallback
+
+                    let result =
+                        if case'.StartsWith "compute_background_mask" then
+                            let opening = keyword call "opening" |> Option.map int |> Option.defaultValue 0
+                            Masking.computeBackgroundMask shape 2 opening (flag "connected" false) mean
+                        else
+                            let options =
+                                { Masking.defaultEpiMaskOptions with
+                                    LowerCutoff = number "lower_cutoff" 0.2
+                                    UpperCutoff = number "upper_cutoff" 0.85
+                                    Opening = keyword call "opening" |> Option.map int |> Option.defaultValue 2
+                                    Connected = flag "connected" true
+                                    ExcludeZeros = flag "exclude_zeros" false }
+                            Masking.computeEpiMask precision options shape mean
+
+                    expectSameMask result.Mask (referenceMask "masking" case') case'
+                    Expect.equal (result.Mask |> Array.filter id |> Array.length) expectedCount "n_voxels of expected.json"
         ]
         testList "errors" [
             testCase "a mean image that does not fit the grid is a contract violation" <| fun () ->
