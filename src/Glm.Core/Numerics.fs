@@ -162,10 +162,32 @@ let logBetaUpper (a: float) (b: float) (x: float) (y: float) : float = logBetaLo
 // ---------------------------------------------------------------------------------------------------------
 // Distribution tails, in logs: log p (survival) and log q (distribution function), both precise.
 
+/// log Φ(−z), the normal survival function, precise far beyond the float64 underflow of Φ(−z) itself.
+let normalLogSf (z: float) : float =
+    if z < 30.0 then Math.Log(0.5 * SpecialFunctions.Erfc(z / Math.Sqrt 2.0))
+    else
+        // Asymptotic (Mills ratio) series; at z ≥ 30 its terms beyond 1/z¹⁰ are below 1e-17.
+        let w = 1.0 / (z * z)
+        let series = 1.0 - w * (1.0 - 3.0 * w * (1.0 - 5.0 * w * (1.0 - 7.0 * w * (1.0 - 9.0 * w))))
+        -0.5 * z * z - Math.Log z - 0.5 * Math.Log(2.0 * Math.PI) + Math.Log series
+
 /// Student t with dof degrees of freedom: struct (log sf, log cdf) at t (scipy.stats.t.sf / cdf).
 let tLogTails (dof: float) (t: float) : struct (float * float) =
     if Double.IsNaN t then struct (nan, nan)
     elif t = 0.0 then struct (Math.Log 0.5, Math.Log 0.5)
+    elif dof >= 1e5 then
+        // Hill (1970, CACM algorithm 396) normalising transformation: the continued fraction converges slowly
+        // and loses digits near its switch-over when dof/2 is huge; this is exact to O(dof⁻³).
+        let a = dof - 0.5
+        let b = 48.0 * a * a
+        let z0 = Math.Sqrt(a * log1p (t * t / dof))
+        let z2 = z0 * z0
+        let z =
+            z0 + (z2 + 3.0) * z0 / b
+            - (((4.0 * z2 + 33.0) * z2 + 240.0) * z2 + 855.0) * z0 / (10.0 * b * (b + 0.8 * z2 * z2 + 100.0))
+        let logSmall = normalLogSf z
+        let logLarge = log1p (-Math.Exp logSmall)
+        if t > 0.0 then struct (logSmall, logLarge) else struct (logLarge, logSmall)
     else
         // x = ν/(ν + t²), y = t²/(ν + t²), through r = ν/t² so that t² overflowing to ∞ gives x = 0.
         let r = dof / (t * t)
@@ -185,15 +207,6 @@ let fLogTails (dfNum: float) (dfDen: float) (f: float) : struct (float * float) 
         struct (logBetaUpper (dfNum / 2.0) (dfDen / 2.0) x y, logBetaLower (dfNum / 2.0) (dfDen / 2.0) x y)
 
 let private logSqrt2Pi = 0.5 * Math.Log(2.0 * Math.PI)
-
-/// log Φ(−z), the normal survival function, precise far beyond the float64 underflow of Φ(−z) itself.
-let normalLogSf (z: float) : float =
-    if z < 30.0 then Math.Log(0.5 * SpecialFunctions.Erfc(z / Math.Sqrt 2.0))
-    else
-        // Asymptotic (Mills ratio) series; at z ≥ 30 its terms beyond 1/z¹⁰ are below 1e-17.
-        let w = 1.0 / (z * z)
-        let series = 1.0 - w * (1.0 - 3.0 * w * (1.0 - 5.0 * w * (1.0 - 7.0 * w * (1.0 - 9.0 * w))))
-        -0.5 * z * z - Math.Log z - logSqrt2Pi + Math.Log series
 
 /// Φ(z), the normal distribution function.
 let normalCdf (z: float) : float = 0.5 * SpecialFunctions.Erfc(-z / Math.Sqrt 2.0)

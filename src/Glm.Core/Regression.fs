@@ -15,6 +15,9 @@ type NoiseModel =
     /// AR(1) with each voxel whitened by its own, unquantised Yule-Walker estimate (not in nilearn). Costs one
     /// pseudo-inverse and a regressors × regressors covariance per voxel.
     | Ar1Exact
+    /// nipy's GeneralLinearModel(model="ar1", steps=bins): ρ = Σ r_t r_{t−1} / Σ r_t² on the OLS residuals, not
+    /// demeaned, truncated to the grid of <c>bins</c> levels.
+    | NipyAr1
 
 /// <summary>Settings of a GLM fit; names and defaults are nilearn's where it has them.</summary>
 type GlmOptions =
@@ -353,7 +356,8 @@ module Regression =
             | Ols -> 0
             | Ar o when o >= 1 -> o
             | Ar o -> invalidArg (nameof options) $"the AR order must be at least 1, not {o}"
-            | Ar1Exact -> 1
+            | Ar1Exact
+            | NipyAr1 -> 1
         if order > 0 && n <= order then invalidArg (nameof design) $"{n} scans are too few for an AR({order}) model"
         let mutable sumAbs = 0.0
         for t in 0 .. n - 1 do
@@ -434,17 +438,27 @@ module Regression =
             let grandMean = total / float voxels
             let raw = Array.zeroCreate (order * voxels)
             for v in 0 .. voxels - 1 do
-                let rho = yuleWalker order n grandMean sums (v * width)
-                Array.blit rho 0 raw (v * order) order
+                match options.NoiseModel with
+                | NipyAr1 ->
+                    // Sums of r_t r_{t+k} without demeaning: the lag sums re-centred on 0.
+                    let o = v * width
+                    let mu = sums[o]
+                    let lag k = sums[o + 1 + 3 * k] + mu * (sums[o + 2 + 3 * k] + sums[o + 3 + 3 * k]) + float (n - k) * mu * mu
+                    raw[v] <- lag 1 / lag 0
+                | _ ->
+                    let rho = yuleWalker order n grandMean sums (v * width)
+                    Array.blit rho 0 raw (v * order) order
             // Per voxel: the coefficients used and the label.
             let used, labelText =
                 match options.NoiseModel with
                 | Ar1Exact -> raw, Array.init voxels (fun v -> pythonRepr raw[v])
-                | _ when order = 1 ->
+                | NipyAr1
+                | Ar 1 ->
                     let bins = float options.Bins
                     let q = raw |> Array.map (fun r -> float (int (r * bins)) * 1.0 / bins)
                     q, q |> Array.map pythonRepr
-                | _ ->
+                | Ols
+                | Ar _ ->
                     let k = min options.Bins voxels
                     let assign, centres =
                         if k = voxels then Array.init voxels id, Array.copy raw
