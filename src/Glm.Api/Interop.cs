@@ -16,4 +16,42 @@ internal static class Interop
         }
         return rows;
     }
+
+    /// <summary>Copies a row-major rectangular array into a flat row-major array.</summary>
+    internal static double[] Flatten(double[,] values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var rows = values.GetLength(0);
+        var cols = values.GetLength(1);
+        var flat = new double[rows * cols];
+        for (var i = 0; i < rows; i++)
+            for (var j = 0; j < cols; j++)
+                flat[i * cols + j] = values[i, j];
+        return flat;
+    }
+
+    /// <summary>nilearn's spelling of a statistic type.</summary>
+    internal static string StatTypeName(Core.StatType statType) =>
+        statType.IsT ? "t" : statType.IsF ? "F" : "tmin-conjunction";
+
+    /// <summary>Parses "t", "F" or "tmin-conjunction".</summary>
+    internal static Core.StatType ParseStatType(string statType) => statType switch
+    {
+        "t" => Core.StatType.T,
+        "F" => Core.StatType.F,
+        "tmin-conjunction" => Core.StatType.TminConjunction,
+        _ => throw new ArgumentException($"unknown stat type '{statType}': use t, F or tmin-conjunction", nameof(statType)),
+    };
+
+    /// <summary>Parses nilearn's noise model spellings ("ols", "ar1", "ar2", …) and "ar1-exact".</summary>
+    internal static Core.NoiseModel ParseNoiseModel(string noiseModel)
+    {
+        if (noiseModel == "ols") return Core.NoiseModel.Ols;
+        if (noiseModel == "ar1-exact") return Core.NoiseModel.Ar1Exact;
+        if (noiseModel.StartsWith("ar", StringComparison.Ordinal)
+            && int.TryParse(noiseModel.AsSpan(2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var order)
+            && order >= 1)
+            return Core.NoiseModel.NewAr(order);
+        throw new Core.GlmInputException("noise_model", $"'{noiseModel}' is not a noise model: use ols, ar1, ar2, ... or ar1-exact");
+    }
 }
