@@ -18,13 +18,19 @@ let singularValues (a: float[,]) : float[] =
 /// Moore-Penrose pseudo-inverse (columns × rows) as numpy.linalg.pinv: singular values at or below
 /// rcond·σmax with rcond = 1e-15 are treated as zero, so rank-deficient designs give minimum-norm solutions.
 let pinv (a: float[,]) : float[,] =
-    let m = Matrix<float>.Build.DenseOfArray a
-    let svd = m.Svd(true)
-    let s = svd.S
-    let cutoff = 1e-15 * (if s.Count = 0 then 0.0 else s.Maximum())
-    let u = svd.U
-    let vt = svd.VT
     let rows, cols = Array2D.length1 a, Array2D.length2 a
+    let m = Matrix<float>.Build.DenseOfArray a
+    // Tall designs: thin QR first (X = Q·R), then the SVD of the small R: X = (Q·U)·S·Vᵀ with the singular values
+    // of X, without forming the rows × rows U of a full SVD.
+    let u, s, vt =
+        if rows > cols then
+            let qr = m.QR(Factorization.QRMethod.Thin)
+            let svd = qr.R.Svd(true)
+            qr.Q * svd.U, svd.S, svd.VT
+        else
+            let svd = m.Svd(true)
+            svd.U, svd.S, svd.VT
+    let cutoff = 1e-15 * (if s.Count = 0 then 0.0 else s.Maximum())
     let k = s.Count
     // pinv = V · diag(1/s) · Uᵀ, over the singular values above the cut-off.
     let result = Array2D.zeroCreate cols rows
