@@ -26,7 +26,7 @@ public sealed class GeneralLinearModel
 
     /// <summary>Fits float64 data, scans × voxels column-major (voxel v's series at <c>v*scans</c>).</summary>
     /// <param name="data">The voxel time series.</param>
-    /// <param name="noiseModel">"ols", "ar1" (default), "ar2", … as nilearn, or "ar1-exact" (per-voxel AR(1)).</param>
+    /// <param name="noiseModel">"ols", "ar1" (default), "ar2", … as nilearn, "ar1-exact" (per-voxel AR(1)) or "ar1-corrected" (Worsley bias-corrected AR(1)).</param>
     /// <param name="bins">AR(1) grid levels or AR(N) clusters (nilearn <c>bins</c>).</param>
     /// <param name="randomState">Seed of the AR(N ≥ 2) clustering.</param>
     /// <returns>This model, fitted.</returns>
@@ -40,7 +40,7 @@ public sealed class GeneralLinearModel
 
     /// <summary>Fits float32 data (stored BOLD), scans × voxels column-major; computations are in float64.</summary>
     /// <param name="data">The voxel time series.</param>
-    /// <param name="noiseModel">"ols", "ar1" (default), "ar2", … or "ar1-exact".</param>
+    /// <param name="noiseModel">"ols", "ar1" (default), "ar2", …, "ar1-exact" or "ar1-corrected".</param>
     /// <param name="bins">AR(1) grid levels or AR(N) clusters.</param>
     /// <param name="randomState">Seed of the AR(N ≥ 2) clustering.</param>
     /// <returns>This model, fitted.</returns>
@@ -53,7 +53,7 @@ public sealed class GeneralLinearModel
 
     /// <summary>Fits data given as a scans × voxels matrix.</summary>
     /// <param name="data">The voxel time series, one column per voxel.</param>
-    /// <param name="noiseModel">"ols", "ar1" (default), "ar2", … or "ar1-exact".</param>
+    /// <param name="noiseModel">"ols", "ar1" (default), "ar2", …, "ar1-exact" or "ar1-corrected".</param>
     /// <param name="bins">AR(1) grid levels or AR(N) clusters.</param>
     /// <param name="randomState">Seed of the AR(N ≥ 2) clustering.</param>
     /// <returns>This model, fitted.</returns>

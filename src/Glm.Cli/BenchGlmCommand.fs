@@ -20,14 +20,15 @@ type BenchGlmArgs =
             | Scans _ -> "number of scans (default 300)."
             | Regressors _ -> "number of design columns, the last one constant (default 30)."
             | Threads _ -> "threads (default: every core)."
-            | Noise_Model _ -> "ols, ar1 (default), ar2, ... or ar1-exact."
+            | Noise_Model _ -> "ols, ar1 (default), ar2, ..., ar1-exact or ar1-corrected."
 
 let private noiseModel (text: string) =
     match text with
     | "ols" -> Ols
     | "ar1-exact" -> Ar1Exact
+    | "ar1-corrected" -> Ar1BiasCorrected
     | s when s.StartsWith "ar" && fst (Int32.TryParse(s.Substring 2)) && int (s.Substring 2) >= 1 -> Ar(int (s.Substring 2))
-    | s -> raise (GlmInputException("--noise-model", $"'{s}' is not a noise model: use ols, ar1, ar2, ... or ar1-exact"))
+    | s -> raise (GlmInputException("--noise-model", $"'{s}' is not a noise model: use ols, ar1, ar2, ..., ar1-exact or ar1-corrected"))
 
 /// Runs the benchmark: float32 data with AR(1) noise (ρ = 0.3), a sinusoid-and-block design, then 4 contrasts.
 let run (args: ParseResults<BenchGlmArgs>) : int =

@@ -18,6 +18,11 @@ type NoiseModel =
     /// nipy's GeneralLinearModel(model="ar1", steps=bins): ρ = Σ r_t r_{t−1} / Σ r_t² on the OLS residuals, not
     /// demeaned, truncated to the grid of <c>bins</c> levels.
     | NipyAr1
+    /// AR(1) with the bias of residual autocorrelations removed (Worsley et al. 2002, NeuroImage 15:1–15): the
+    /// expected lag-0 and lag-1 sums of the OLS residuals R·ε are solved for the noise's own, through traces of
+    /// the residual-forming matrix R = I − X·pinv(X); then binned to <c>bins</c> levels as nilearn does. Not in
+    /// nilearn: its Yule-Walker estimate on residuals is biased towards 0, so its AR(1) under-whitens.
+    | Ar1BiasCorrected
 
 /// <summary>Settings of a GLM fit; names and defaults are nilearn's where it has them.</summary>
 type GlmOptions =
@@ -326,6 +331,23 @@ module Regression =
         let _, assign, centres = runs |> Array.minBy (fun (inertia, _, _) -> inertia)
         assign, centres
 
+    /// tr R, tr(D·R) and tr(D·R·D·R) for the residual-forming matrix R = I − X·pinv(X) and the symmetric lag-1
+    /// matrix D (ones beside the diagonal), as Worsley et al. (2002) correct residual autocorrelations.
+    let private residualTraces (x: float[,]) =
+        let n = Array2D.length1 x
+        let h = Numerics.multiply x (Numerics.pinv x)
+        let r = Array2D.init n n (fun i j -> (if i = j then 1.0 else 0.0) - h[i, j])
+        let dr = Array2D.init n n (fun i j -> (if i > 0 then r[i - 1, j] else 0.0) + (if i < n - 1 then r[i + 1, j] else 0.0))
+        let mutable trR = 0.0
+        let mutable trDR = 0.0
+        let mutable trDRDR = 0.0
+        for i in 0 .. n - 1 do
+            trR <- trR + r[i, i]
+            trDR <- trDR + dr[i, i]
+            for j in 0 .. n - 1 do
+                trDRDR <- trDRDR + dr[i, j] * dr[j, i]
+        struct (trR, trDR, trDRDR)
+
     /// numpy.round(x, 2): half to even on x·100.
     let private round2 (x: float) = Math.Round(x * 100.0, MidpointRounding.ToEven) / 100.0
 
@@ -357,7 +379,8 @@ module Regression =
             | Ar o when o >= 1 -> o
             | Ar o -> invalidArg (nameof options) $"the AR order must be at least 1, not {o}"
             | Ar1Exact
-            | NipyAr1 -> 1
+            | NipyAr1
+            | Ar1BiasCorrected -> 1
         if order > 0 && n <= order then invalidArg (nameof design) $"{n} scans are too few for an AR({order}) model"
         let mutable sumAbs = 0.0
         for t in 0 .. n - 1 do
@@ -437,8 +460,21 @@ module Regression =
                 total <- total + sums[v * width]
             let grandMean = total / float voxels
             let raw = Array.zeroCreate (order * voxels)
+            let traces = lazy (residualTraces design)
             for v in 0 .. voxels - 1 do
                 match options.NoiseModel with
+                | Ar1BiasCorrected ->
+                    let o = v * width
+                    let mu = sums[o]
+                    let lag k = sums[o + 1 + 3 * k] + mu * (sums[o + 2 + 3 * k] + sums[o + 3 + 3 * k]) + float (n - k) * mu * mu
+                    // E[e'e] = c0·tr R + c1·tr(D R), E[e'De] = c0·tr(D R) + c1·tr(D R D R), D the symmetric lag-1
+                    // matrix (e'De = 2 Σ e_t e_{t+1}); solved for (c0, c1), ρ = c1/c0.
+                    let struct (m00, m01, m11) = traces.Value
+                    let s0, s1 = lag 0, 2.0 * lag 1
+                    let det = m00 * m11 - m01 * m01
+                    let c0 = (m11 * s0 - m01 * s1) / det
+                    let c1 = (m00 * s1 - m01 * s0) / det
+                    raw[v] <- c1 / c0
                 | NipyAr1 ->
                     // Sums of r_t r_{t+k} without demeaning: the lag sums re-centred on 0.
                     let o = v * width
@@ -453,6 +489,7 @@ module Regression =
                 match options.NoiseModel with
                 | Ar1Exact -> raw, Array.init voxels (fun v -> pythonRepr raw[v])
                 | NipyAr1
+                | Ar1BiasCorrected
                 | Ar 1 ->
                     let bins = float options.Bins
                     let q = raw |> Array.map (fun r -> float (int (r * bins)) * 1.0 / bins)
