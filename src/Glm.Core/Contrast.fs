@@ -222,6 +222,11 @@ module Contrast =
         let s = summary c
         logTails s (stat baseline c) |> Array.map (fun (struct (lp, _)) -> lp)
 
+    /// <summary>Natural log of 1 − p, precise where 1 − p is tiny (strongly negative t).</summary>
+    let logOneMinusPValue (baseline: float) (c: Contrast) : float[] =
+        let s = summary c
+        logTails s (stat baseline c) |> Array.map (fun (struct (_, lq)) -> lq)
+
     let private clip (p: float) = min (max p 1e-300) (1.0 - 1e-16)
 
     /// <summary>z-scores with the given convention (see <see cref="ZScoreConvention"/>).</summary>

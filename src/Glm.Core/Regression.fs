@@ -512,11 +512,24 @@ module Regression =
             for v in voxels - 1 .. -1 .. 0 do
                 firstVoxel[labels[v]] <- v
             let rhoOf l = Array.sub used (firstVoxel[l] * order) order
-            let prepared = Array.init distinct.Length (fun l -> prepare design (rhoOf l))
-            forEachVoxel options data n voxels p (fun v -> prepared[labels[v]]) record
+            let covariances = Array.zeroCreate distinct.Length
+            let modelOf =
+                match options.NoiseModel with
+                | Ar1Exact ->
+                    // One filter per voxel: prepared where the voxel is fitted and dropped after it; only the
+                    // regressors × regressors covariance is kept (each label slot is written by its own voxels).
+                    fun v ->
+                        let m = prepare design (rhoOf labels[v])
+                        covariances[labels[v]] <- m.Covariance
+                        m
+                | _ ->
+                    let prepared = Array.init distinct.Length (fun l -> prepare design (rhoOf l))
+                    prepared |> Array.iteri (fun l m -> covariances[l] <- m.Covariance)
+                    fun v -> prepared[labels[v]]
+            forEachVoxel options data n voxels p modelOf record
             let models =
                 Array.init distinct.Length (fun l ->
                     { Label = distinct[l]
-                      Rho = prepared[l].Rho
-                      NormalizedCovariance = prepared[l].Covariance })
+                      Rho = rhoOf l
+                      NormalizedCovariance = covariances[l] })
             result labels models raw
