@@ -51,7 +51,9 @@ module ContrastExpression =
         let factor, factorRef = createParserForwardedToRef<Expr, unit> ()
         let atom = (number <|> identifier <|> between (pchar '(' .>> ws) (pchar ')') expr) .>> ws
         factorRef.Value <- (pchar '-' >>. ws >>. factor |>> Negate) <|> (pchar '+' >>. ws >>. factor) <|> atom
-        let op (chars: string) = anyOf chars .>> ws
+        let op (chars: string) =
+            let label = chars |> Seq.map (fun c -> $"'{c}'") |> String.concat " or "
+            (anyOf chars <?> label) .>> ws
         let term = chainl1 factor (op "*/" |>> fun c l r -> Binary(c, l, r))
         exprRef.Value <- chainl1 term (op "+-" |>> fun c l r -> Binary(c, l, r))
         ws >>. expr .>> eof

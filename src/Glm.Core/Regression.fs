@@ -243,7 +243,9 @@ module Regression =
                 let c, head, tail = sums[offset + 1 + 3 * k], sums[offset + 2 + 3 * k], sums[offset + 3 + 3 * k]
                 let nk = float (n - k)
                 (c + d * (head + tail) + nk * d * d) / (nk * float n))
-        Numerics.yuleWalkerSolve r
+        // A voxel whose residuals all equal the grand mean (a constant voxel outside the brain) has no
+        // autocorrelation to estimate; nilearn returns NaN there, we return 0 (no whitening).
+        if r[0] = 0.0 then Array.zeroCreate order else Numerics.yuleWalkerSolve r
 
     /// k-means (k-means++ seeding with greedy local trials, Lloyd iterations, best of nInit) of points
     /// (count × dim, row-major); returns the centre index of each point and the centres. Deterministic in seed.
@@ -474,13 +476,13 @@ module Regression =
                     let det = m00 * m11 - m01 * m01
                     let c0 = (m11 * s0 - m01 * s1) / det
                     let c1 = (m00 * s1 - m01 * s0) / det
-                    raw[v] <- c1 / c0
+                    raw[v] <- if c0 = 0.0 then 0.0 else c1 / c0
                 | NipyAr1 ->
                     // Sums of r_t r_{t+k} without demeaning: the lag sums re-centred on 0.
                     let o = v * width
                     let mu = sums[o]
                     let lag k = sums[o + 1 + 3 * k] + mu * (sums[o + 2 + 3 * k] + sums[o + 3 + 3 * k]) + float (n - k) * mu * mu
-                    raw[v] <- lag 1 / lag 0
+                    raw[v] <- if lag 0 = 0.0 then 0.0 else lag 1 / lag 0
                 | _ ->
                     let rho = yuleWalker order n grandMean sums (v * width)
                     Array.blit rho 0 raw (v * order) order

@@ -205,6 +205,15 @@ let tests =
                 Expect.isGreaterThan ols 0.10 "OLS ignores the autocorrelation and is liberal"
                 let corrected = falsePositiveRate Ar1BiasCorrected 10_000
                 Expect.isLessThanOrEqual corrected rate "the bias-corrected AR(1) is no more liberal than nilearn's"
+            testCase "constant voxels (zero background) fit without NaN under every noise model" <| fun () ->
+                let x = Tsv.matrix (Reference.path area "ar1" "X.tsv")
+                let data, _ = voxelData (Reference.path area "ar1" "Y.tsv")
+                let n = Array2D.length1 x
+                let withZeros = Array.append (Array.zeroCreate (2 * n)) (Array.sub data 0 (3 * n))
+                for noise in [ Ols; Ar 1; Ar 2; Ar1Exact; Ar1BiasCorrected; NipyAr1 ] do
+                    let fit = Regression.fit { GlmOptions.defaults with NoiseModel = noise; Bins = 2 } x (Float64 withZeros)
+                    let z = Contrast.compute fit (array2D [ Array.init fit.Regressors (fun j -> if j = 0 then 1.0 else 0.0) ]) T |> Contrast.zScore 0.0
+                    Expect.isFalse (z |> Array.exists Double.IsNaN) $"{noise}: z has no NaN"
         ]
         testList "errors" [
             testCase "data that is not a whole number of scan series throws ArgumentException" <| fun () ->
