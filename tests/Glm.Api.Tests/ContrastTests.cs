@@ -68,3 +68,28 @@ public class ContrastTests
         return ((a + b).EffectSize[0] == (b + a).EffectSize[0] && (a + b).EffectVariance[0] == (b + a).EffectVariance[0]).ToProperty();
     }
 }
+
+public class FixedEffectsTests
+{
+    [Fact]
+    public void Plain_fixed_effects_equal_the_mean_of_summed_run_contrasts()
+    {
+        var e = new[] { new[] { 1.0, 2.0 }, new[] { 3.0, -2.0 } };
+        var v = new[] { new[] { 1.0, 4.0 }, new[] { 1.0, 2.0 } };
+        var fx = FixedEffects.Compute(e, v, new[] { 20.0, 30.0 });
+        var folded = Contrast.FixedEffects(new[] { Contrast.T(e[0], v[0], 20), Contrast.T(e[1], v[1], 30) });
+        Assert.Equal(folded.EffectSize, fx.Effect);
+        Assert.Equal(folded.EffectVariance, fx.Variance);
+    }
+
+    [Fact]
+    public void Precision_weighting_favours_the_precise_run()
+    {
+        var fx = FixedEffects.Compute(new[] { new[] { 0.0 }, new[] { 10.0 } }, new[] { new[] { 100.0 }, new[] { 1.0 } }, precisionWeighted: true);
+        Assert.True(fx.Effect[0] > 9.0);
+    }
+
+    [Fact]
+    public void Maps_of_different_lengths_throw_ArgumentException() =>
+        Assert.Throws<ArgumentException>(() => FixedEffects.Compute(new[] { new[] { 1.0 }, new[] { 1.0, 2.0 } }, new[] { new[] { 1.0 }, new[] { 1.0, 1.0 } }));
+}
