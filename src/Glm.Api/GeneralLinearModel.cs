@@ -24,6 +24,9 @@ public sealed class GeneralLinearModel
     /// <summary>Keep residuals, predicted values and R² (nilearn <c>minimize_memory=False</c>).</summary>
     public bool KeepDiagnostics { get; init; }
 
+    /// <summary>AR(1) only: scale the first whitened scan by √(1 − ρ²) (Prais-Winsten); nilearn does not (default).</summary>
+    public bool ScaleFirstScan { get; init; }
+
     /// <summary>Fits float64 data, scans × voxels column-major (voxel v's series at <c>v*scans</c>).</summary>
     /// <param name="data">The voxel time series.</param>
     /// <param name="noiseModel">"ols", "ar1" (default), "ar2", … as nilearn, "ar1-exact" (per-voxel AR(1)) or "ar1-corrected" (Worsley bias-corrected AR(1)).</param>
@@ -74,7 +77,7 @@ public sealed class GeneralLinearModel
     {
         ArgumentNullException.ThrowIfNull(noiseModel);
         var options = new Core.GlmOptions(Interop.ParseNoiseModel(noiseModel), bins, randomState,
-            Core.GlmOptionsModule.defaults.ChunkVoxels, Threads, KeepDiagnostics);
+            Core.GlmOptionsModule.defaults.ChunkVoxels, Threads, KeepDiagnostics, ScaleFirstScan);
         _fit = Core.Regression.fit(options, _design, data);
         return this;
     }

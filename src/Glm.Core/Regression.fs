@@ -38,7 +38,10 @@ type GlmOptions =
       /// Threads used (chunks run in parallel; the results do not depend on this number).
       Threads: int
       /// Keep residuals, predicted values, whitened residuals and R² (nilearn <c>minimize_memory=False</c>).
-      KeepDiagnostics: bool }
+      KeepDiagnostics: bool
+      /// AR(1) only: scale the first whitened scan by √(1 − ρ²) (Prais-Winsten), so that it has the innovation
+      /// variance like every other scan. nilearn leaves it unscaled (false, the default, for parity).
+      ScaleFirstScan: bool }
 
 /// <summary>Defaults of <see cref="GlmOptions"/>.</summary>
 module GlmOptions =
@@ -49,7 +52,8 @@ module GlmOptions =
           RandomState = 0
           ChunkVoxels = 1024
           Threads = Environment.ProcessorCount
-          KeepDiagnostics = false }
+          KeepDiagnostics = false
+          ScaleFirstScan = false }
 
 /// <summary>Voxel time series, scans × voxels, column-major: voxel v's series is
 /// <c>data[v*scans .. v*scans + scans - 1]</c>.</summary>
@@ -124,6 +128,8 @@ module Regression =
     /// Whitened design, its pseudo-inverse and covariance for one AR filter.
     type private Prepared =
         { Rho: float[]
+          /// Factor of the first whitened scan (1, or √(1 − ρ²) with ScaleFirstScan).
+          FirstScale: float
           /// Whitened design, column-major (column j at j*scans).
           Xw: float[]
           /// pinv(Xw), row-major (row j at j*scans).
@@ -131,14 +137,16 @@ module Regression =
           Covariance: float[,] }
 
     /// nilearn's ARModel.whiten: w[t] = x[t] − Σ_k ρ_k x[t − k] for t ≥ k; the first rows are not rescaled.
-    let private whitenInto (rho: float[]) (x: ReadOnlySpan<float>) (w: Span<float>) =
+    let private whitenInto (rho: float[]) (firstScale: float) (x: ReadOnlySpan<float>) (w: Span<float>) =
         x.CopyTo w
+        if x.Length > 0 then w[0] <- firstScale * x[0]
         for k in 1 .. rho.Length do
             let r = rho[k - 1]
             for t in k .. x.Length - 1 do
                 w[t] <- w[t] - r * x[t - k]
 
-    let private prepare (x: float[,]) (rho: float[]) : Prepared =
+    let private prepare (scaleFirst: bool) (x: float[,]) (rho: float[]) : Prepared =
+        let firstScale = if scaleFirst && rho.Length = 1 && abs rho[0] < 1.0 then sqrt (1.0 - rho[0] * rho[0]) else 1.0
         let n, p = Array2D.length1 x, Array2D.length2 x
         let xw = Array2D.zeroCreate n p
         let col = Array.zeroCreate n
@@ -146,11 +154,12 @@ module Regression =
         for j in 0 .. p - 1 do
             for t in 0 .. n - 1 do
                 col[t] <- x[t, j]
-            whitenInto rho (ReadOnlySpan col) (Span wcol)
+            whitenInto rho firstScale (ReadOnlySpan col) (Span wcol)
             for t in 0 .. n - 1 do
                 xw[t, j] <- wcol[t]
         let pinv = Numerics.pinv xw
         { Rho = rho
+          FirstScale = firstScale
           Xw = Array.init (n * p) (fun k -> xw[k % n, k / n])
           P = Array.init (p * n) (fun k -> pinv[k / n, k % n])
           Covariance = Numerics.multiplyTransposed pinv pinv }
@@ -184,7 +193,7 @@ module Regression =
     /// Fits one voxel: whitened data, betas, whitened residuals, in the work buffers.
     let private fitVoxel (m: Prepared) (p: int) (work: VoxelWork) =
         let n = work.Y.Length
-        whitenInto m.Rho (ReadOnlySpan work.Y) (Span work.Wy)
+        whitenInto m.Rho m.FirstScale (ReadOnlySpan work.Y) (Span work.Wy)
         let wy = ReadOnlySpan work.Wy
         for j in 0 .. p - 1 do
             work.Beta[j] <- TensorPrimitives.Dot(ReadOnlySpan(m.P, j * n, n), wy)
@@ -390,6 +399,9 @@ module Regression =
                 sumAbs <- sumAbs + abs design[t, j]
         let dfModel = Numerics.matrixRank (sumAbs * Numerics.eps) design
         let dfResiduals = float (n - dfModel)
+        if options.ScaleFirstScan && order > 1 then
+            invalidArg (nameof options) "ScaleFirstScan applies to AR(1) models only"
+        let prepare = prepare options.ScaleFirstScan
         let ols = prepare design [||]
         let betas = Array.zeroCreate (p * voxels)
         let dispersion = Array.zeroCreate voxels

@@ -205,6 +205,23 @@ let tests =
                 Expect.isGreaterThan ols 0.10 "OLS ignores the autocorrelation and is liberal"
                 let corrected = falsePositiveRate Ar1BiasCorrected 10_000
                 Expect.isLessThanOrEqual corrected rate "the bias-corrected AR(1) is no more liberal than nilearn's"
+            testCase "ScaleFirstScan (Prais-Winsten) betas are the exact AR(1) GLS betas (XᵀV⁻¹X)⁻¹XᵀV⁻¹y (glm/ar1, relative 1e-8)" <| fun () ->
+                let x = Tsv.matrix (Reference.path area "ar1" "X.tsv")
+                let data, voxels = voxelData (Reference.path area "ar1" "Y.tsv")
+                let fit = Regression.fit { GlmOptions.defaults with ScaleFirstScan = true } x (Float64 data)
+                let n, p = Array2D.length1 x, Array2D.length2 x
+                let X = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.DenseOfArray x
+                for v in [ 0; voxels / 2; voxels - 1 ] do
+                    let rho = fit.Models[fit.Labels[v]].Rho[0]
+                    // The AR(1) precision matrix (up to a factor): tridiagonal, 1 at both ends, 1 + ρ² inside, −ρ beside.
+                    let vinv =
+                        MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(n, n, fun i j ->
+                            if i = j then (if i = 0 || i = n - 1 then 1.0 else 1.0 + rho * rho)
+                            elif abs (i - j) = 1 then -rho
+                            else 0.0)
+                    let y = MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray(Array.sub data (v * n) n)
+                    let gls = (X.Transpose() * vinv * X).Solve(X.Transpose() * vinv * y)
+                    Close.all { absolute = 1e-10; relative = 1e-8 } (Array.sub fit.Betas (v * p) p) (gls.ToArray()) $"voxel {v}"
             testCase "constant voxels (zero background) fit without NaN under every noise model" <| fun () ->
                 let x = Tsv.matrix (Reference.path area "ar1" "X.tsv")
                 let data, _ = voxelData (Reference.path area "ar1" "Y.tsv")
