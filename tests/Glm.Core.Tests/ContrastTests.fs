@@ -239,6 +239,34 @@ let tests =
                     let pf = Contrast.pValue 0.0 f
                     close { absolute = 1e-300; relative = 1e-10 } fs (t |> Array.map (fun x -> x * x))
                     && close { absolute = 1e-300; relative = 1e-9 } pf (pt |> Array.map (fun p -> 2.0 * p)))
+            testProperty "s·c for s > 0 leaves stat, p and z unchanged (relative 1e-12)" <|
+                Prop.forAll GlmGenerators.threeContrastsOnOneGrid (fun (a, _, _) ->
+                    let b = 2.75 * a
+                    close { absolute = 1e-300; relative = 1e-12 } (Contrast.stat 0.0 b) (Contrast.stat 0.0 a)
+                    && close { absolute = 1e-300; relative = 1e-12 } (Contrast.pValue 0.0 b) (Contrast.pValue 0.0 a)
+                    && close { absolute = 1e-12; relative = 1e-12 } (Contrast.zScore 0.0 b) (Contrast.zScore 0.0 a))
+            testProperty "tmin-conjunction stat is the minimum of its rows' t statistics (exact)" <|
+                Prop.forAll GlmGenerators.threeContrastsOnOneGrid (fun (a, b, _) ->
+                    let n = (Contrast.effectSize a).Length
+                    let va, vb = Contrast.effectVariance a, Contrast.effectVariance b
+                    // Full 2 × 2 covariance per voxel with the rows' variances on the diagonal.
+                    let cov = Array.concat [ va; Array.zeroCreate n; Array.zeroCreate n; vb ]
+                    let conj = Contrast.create TminConjunction 2 10.0 (Array.append (Contrast.effectSize a) (Contrast.effectSize b)) cov
+                    Contrast.stat 0.0 conj = Array.map2 min (Contrast.stat 0.0 a) (Contrast.stat 0.0 b))
+            testProperty "nipy's F with covariance v·I equals nilearn's F with variance v (relative 1e-12)" <|
+                Prop.forAll GlmGenerators.threeContrastsOnOneGrid (fun (a, b, _) ->
+                    let n = (Contrast.effectSize a).Length
+                    let v = Contrast.effectVariance a
+                    let effect = Array.append (Contrast.effectSize a) (Contrast.effectSize b)
+                    let nilearn = Contrast.create F 2 10.0 effect v
+                    let nipy = Contrast.create F 2 10.0 effect (Array.concat [ v; Array.zeroCreate n; Array.zeroCreate n; v ])
+                    close { absolute = 1e-300; relative = 1e-12 } (Contrast.stat 0.0 nipy) (Contrast.stat 0.0 nilearn))
+            testProperty "precision-weighted + is associative and commutative (relative 1e-12)" <|
+                Prop.forAll GlmGenerators.threeContrastsOnOneGrid (fun (a, b, c) ->
+                    let pa, pb, pc = Contrast.toPrecisionWeighted a, Contrast.toPrecisionWeighted b, Contrast.toPrecisionWeighted c
+                    let l, r = (pa + pb) + pc, pc + (pb + pa)
+                    close rel1e12 l.WeightedEffect r.WeightedEffect && close rel1e12 l.Precision r.Precision && l.Dof = r.Dof
+                    && (pa + PrecisionWeighted.Zero).Precision = pa.Precision)
             testCase "z is finite and monotone far beyond nilearn's clip (t = 1e11 … 1e13, dof 30)" <| fun () ->
                 let ts = [| 1e11; 1e12; 1e13 |]
                 let z = Contrast.zScore 0.0 (Contrast.create T 1 30.0 ts [| 1.0; 1.0; 1.0 |])
