@@ -39,38 +39,61 @@ module ContrastExpression =
 
     let private expression: Parser<Expr, unit> =
         let ws = spaces
+
         let number =
             numberLiteral (NumberLiteralOptions.AllowFraction ||| NumberLiteralOptions.AllowExponent) "number"
             |>> fun n -> Number(float n.String)
+
         let identifier =
             getPosition
-            .>>. (many1Satisfy2L (fun c -> Char.IsLetter c || c = '_') (fun c -> Char.IsLetterOrDigit c || c = '_') "column name"
+            .>>. (many1Satisfy2L
+                      (fun c -> Char.IsLetter c || c = '_')
+                      (fun c -> Char.IsLetterOrDigit c || c = '_')
+                      "column name"
                   <|> between (pchar '`') (pchar '`') (many1Satisfy (fun c -> c <> '`')))
             |>> fun (pos, name) -> Name(name, pos.Column)
+
         let expr, exprRef = createParserForwardedToRef<Expr, unit> ()
         let factor, factorRef = createParserForwardedToRef<Expr, unit> ()
-        let atom = (number <|> identifier <|> between (pchar '(' .>> ws) (pchar ')') expr) .>> ws
-        factorRef.Value <- (pchar '-' >>. ws >>. factor |>> Negate) <|> (pchar '+' >>. ws >>. factor) <|> atom
+
+        let atom =
+            (number <|> identifier <|> between (pchar '(' .>> ws) (pchar ')') expr) .>> ws
+
+        factorRef.Value <-
+            (pchar '-' >>. ws >>. factor |>> Negate)
+            <|> (pchar '+' >>. ws >>. factor)
+            <|> atom
+
         let op (chars: string) =
             let label = chars |> Seq.map (fun c -> $"'{c}'") |> String.concat " or "
             (anyOf chars <?> label) .>> ws
+
         let term = chainl1 factor (op "*/" |>> fun c l r -> Binary(c, l, r))
         exprRef.Value <- chainl1 term (op "+-" |>> fun c l r -> Binary(c, l, r))
         ws >>. expr .>> eof
 
     let private levenshtein (a: string) (b: string) =
-        let d = Array2D.init (a.Length + 1) (b.Length + 1) (fun i j -> if i = 0 then j elif j = 0 then i else 0)
+        let d =
+            Array2D.init (a.Length + 1) (b.Length + 1) (fun i j ->
+                if i = 0 then j
+                elif j = 0 then i
+                else 0)
+
         for i in 1 .. a.Length do
             for j in 1 .. b.Length do
-                let cost = if Char.ToLowerInvariant a[i - 1] = Char.ToLowerInvariant b[j - 1] then 0 else 1
+                let cost =
+                    if Char.ToLowerInvariant a[i - 1] = Char.ToLowerInvariant b[j - 1] then
+                        0
+                    else
+                        1
+
                 d[i, j] <- min (min (d[i - 1, j] + 1) (d[i, j - 1] + 1)) (d[i - 1, j - 1] + cost)
+
         d[a.Length, b.Length]
 
     /// <summary>The design columns closest to <c>name</c> by edit distance, at most three.</summary>
     let closestColumns (columns: string list) (name: string) : string list =
-        columns
-        |> List.sortBy (fun c -> levenshtein name c, c)
-        |> List.truncate 3
+        columns |> List.sortBy (fun c -> levenshtein name c, c) |> List.truncate 3
 
     /// <summary>The contrast vector of <c>text</c> over <c>columns</c> (nilearn expression_to_contrast_vector):
     /// a text equal to a column name is that column's unit vector whatever its characters; otherwise numbers,
@@ -78,15 +101,23 @@ module ContrastExpression =
     /// the columns' unit vectors.</summary>
     let parse (columns: string list) (text: string) : Result<float[], ContrastExpressionError> =
         let cols = Array.ofList columns
+
         match Array.tryFindIndex ((=) text) cols with
         | Some i -> Result.Ok(Array.init cols.Length (fun j -> if i = j then 1.0 else 0.0))
         | None ->
             match run expression text with
             | Failure(_, error, _) ->
                 let expected =
-                    let message = error.ToString().Split('\n') |> Array.map (fun l -> l.Trim()) |> Array.filter ((<>) "")
-                    message |> Array.skipWhile (fun l -> not (l.StartsWith "Expecting")) |> Array.tryHead
+                    let message =
+                        error.ToString().Split('\n')
+                        |> Array.map (fun l -> l.Trim())
+                        |> Array.filter ((<>) "")
+
+                    message
+                    |> Array.skipWhile (fun l -> not (l.StartsWith "Expecting"))
+                    |> Array.tryHead
                     |> Option.defaultValue "a number, a column name or '('"
+
                 Result.Error(Malformed(int error.Position.Column, expected))
             | Success(ast, _, _) ->
                 let map2 f a b =
@@ -95,6 +126,7 @@ module ContrastExpression =
                     | Vector x, Scalar y -> Vector(Array.map (fun v -> f v y) x)
                     | Scalar x, Vector y -> Vector(Array.map (fun v -> f x v) y)
                     | Vector x, Vector y -> Vector(Array.map2 f x y)
+
                 let rec eval e =
                     match e with
                     | Number x -> Result.Ok(Scalar x)
@@ -110,10 +142,12 @@ module ContrastExpression =
                             | '-' -> (-)
                             | '*' -> (*)
                             | _ -> (/)
+
                         match eval l, eval r with
                         | Result.Ok a, Result.Ok b -> Result.Ok(map2 f a b)
                         | Result.Error e, _
                         | _, Result.Error e -> Result.Error e
+
                 match eval ast with
                 | Result.Ok(Vector v) -> Result.Ok v
                 | Result.Ok(Scalar _) -> Result.Error(NoColumn text)

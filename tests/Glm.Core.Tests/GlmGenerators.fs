@@ -6,10 +6,12 @@ open FsCheck.FSharp
 open FmriGlm.Core
 
 /// A finite float in [−scale, scale].
-let finite (scale: float) : Gen<float> = Gen.choose (-1_000_000, 1_000_000) |> Gen.map (fun i -> float i / 1e6 * scale)
+let finite (scale: float) : Gen<float> =
+    Gen.choose (-1_000_000, 1_000_000) |> Gen.map (fun i -> float i / 1e6 * scale)
 
 /// A positive variance in [0.01, 100].
-let positiveVariance: Gen<float> = Gen.choose (1, 10_000) |> Gen.map (fun i -> float i / 100.0)
+let positiveVariance: Gen<float> =
+    Gen.choose (1, 10_000) |> Gen.map (fun i -> float i / 100.0)
 
 /// A t contrast over `voxels` voxels with dof in [5, 200].
 let tContrast (voxels: int) : Gen<Contrast> =
@@ -40,11 +42,16 @@ let designAndData: Arbitrary<float[,] * float[] * int> =
         let! seed = Gen.choose (0, 100_000)
         let! voxels = Gen.choose (1, 8)
         let rng = System.Random seed
+
         let design =
             Array2D.init scans regressors (fun t j ->
-                if j = regressors - 1 then 1.0
-                elif j = 0 then (if (t / 8) % 2 = 0 then 1.0 else 0.0)
-                else sin (float (t + 1) * float j * 0.37 + rng.NextDouble()) + rng.NextDouble())
+                if j = regressors - 1 then
+                    1.0
+                elif j = 0 then
+                    (if (t / 8) % 2 = 0 then 1.0 else 0.0)
+                else
+                    sin (float (t + 1) * float j * 0.37 + rng.NextDouble()) + rng.NextDouble())
+
         let data = Array.init (scans * voxels) (fun _ -> rng.NextDouble() * 4.0 - 2.0)
         return design, data, voxels
     }
