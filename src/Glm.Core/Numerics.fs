@@ -149,7 +149,12 @@ let private logBetaContinuedFraction (a: float) (b: float) (x: float) (y: float)
         let tiny = 1e-300
         let qab, qap, qam = a + b, a + 1.0, a - 1.0
         let mutable c = 1.0
-        let mutable d = 1.0 - qab * x / qap
+        // 1 − (a+b)x/(a+1); near x = 1 (huge a) written through y to avoid the cancellation.
+        let mutable d =
+            if x < 0.5 then
+                1.0 - qab * x / qap
+            else
+                (1.0 - b + qab * y) / qap
 
         if abs d < tiny then
             d <- tiny

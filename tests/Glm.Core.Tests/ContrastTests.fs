@@ -345,6 +345,25 @@ let tests =
 
                     close { absolute = 1e-300; relative = 1e-10 } fs (t |> Array.map (fun x -> x * x))
                     && close { absolute = 1e-300; relative = 1e-9 } pf (pt |> Array.map (fun p -> 2.0 * p)))
+                testProperty
+                    "F(2, ν) p-value is the closed form (1 + 2F/ν)^(−ν/2), ν from 4 to 1e10, F from 1e-3 to 1e3 (relative 1e-9)"
+                <| Prop.forAll
+                    (Gen.zip (Gen.choose (-3000, 3000)) (Gen.elements [ 4.0; 30.0; 1e3; 1e6; 1e10 ])
+                     |> Arb.fromGen)
+                    (fun (u, nu) ->
+                        let f = 10.0 ** (float u / 1000.0)
+                        let con = Contrast.create F 2 nu [| sqrt (2.0 * f); 0.0 |] [| 1.0 |]
+                        let logP = (Contrast.logPValue 0.0 con)[0]
+                        let exact = -(nu / 2.0) * Numerics.log1p (2.0 * f / nu)
+                        abs (logP - exact) <= 1e-9 * abs exact + 1e-12)
+                testProperty
+                    "t(2) p-value is the closed form 1/(s(s + t)), s = √(2 + t²), for t from 1e-3 to 1e8 (relative 1e-9)"
+                <| Prop.forAll (Gen.choose (-3000, 8000) |> Arb.fromGen) (fun u ->
+                    let t = 10.0 ** (float u / 1000.0)
+                    let p = (Contrast.pValue 0.0 (Contrast.create T 1 2.0 [| t |] [| 1.0 |]))[0]
+                    let s = sqrt (2.0 + t * t)
+                    let exact = 1.0 / (s * (s + t))
+                    abs (p - exact) <= 1e-9 * exact)
                 testProperty "s·c for s > 0 leaves stat, p and z unchanged (relative 1e-12)"
                 <| Prop.forAll GlmGenerators.threeContrastsOnOneGrid (fun (a, _, _) ->
                     let b = 2.75 * a
