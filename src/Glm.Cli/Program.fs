@@ -15,6 +15,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Design of ParseResults<DesignArgs>
     | [<CliPrefix(CliPrefix.None)>] Threshold of ParseResults<ThresholdArgs>
     | [<CliPrefix(CliPrefix.None)>] Clusters of ParseResults<ClustersArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bench_Glm of ParseResults<BenchGlmCommand.BenchGlmArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -25,6 +26,7 @@ type FmriGlmArgs =
             | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
             | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
+            | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
 
 [<EntryPoint>]
 let main argv =
@@ -42,6 +44,7 @@ let main argv =
         | [ Design args ] -> DesignCommand.run args
         | [ Threshold args ] -> ThresholdCommand.run args
         | [ Clusters args ] -> ClustersCommand.run args
+        | [ Bench_Glm args ] -> BenchGlmCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

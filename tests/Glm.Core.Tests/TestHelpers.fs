@@ -101,3 +101,19 @@ module Close =
         Expect.equal (Array2D.length1 actual, Array2D.length2 actual) (Array2D.length1 expected, Array2D.length2 expected) $"{what}: shape"
         let flat (m: float[,]) = Array.init m.Length (fun k -> m[k / Array2D.length2 m, k % Array2D.length2 m])
         all acc (flat actual) (flat expected) what
+
+/// Per-file and per-column tolerances of a case's params.json ("tolerance": {file: {rtol, atol, column: {...}}}).
+module Tolerance =
+    /// The Accuracy for one column of one file: the column's own entry when there is one, else the file's.
+    let forColumn (area: string) (case': string) (file: string) (column: string) : Accuracy =
+        let p = Reference.parameters area case'
+        let tol = p.GetProperty("tolerance").GetProperty(file)
+        let read (e: JsonElement) =
+            let get (name: string) =
+                match e.TryGetProperty name with
+                | true, v -> v.GetDouble()
+                | _ -> 0.0
+            { absolute = get "atol"; relative = get "rtol" }
+        match tol.TryGetProperty column with
+        | true, c when c.ValueKind = JsonValueKind.Object -> read c
+        | _ -> read tol

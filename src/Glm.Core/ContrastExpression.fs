@@ -1,0 +1,154 @@
+namespace FmriGlm.Core
+
+open System
+open FParsec
+
+/// <summary>Why a text such as "face - 0.5*(house + scene)" is not a contrast over the design columns.</summary>
+type ContrastExpressionError =
+    /// A name that is not a design column, with the closest column names (by edit distance).
+    | UnknownColumn of name: string * closest: string list
+    /// The text does not parse: the 1-based position and what was expected there.
+    | Malformed of position: int * expected: string
+    /// The expression names no column (a bare number), so it is no contrast.
+    | NoColumn of expression: string
+
+    /// <summary>The error in words a user can act on.</summary>
+    member e.Message =
+        match e with
+        | UnknownColumn(name, []) -> $"'{name}' is not a design column"
+        | UnknownColumn(name, closest) ->
+            let names = closest |> List.map (fun c -> $"'{c}'") |> String.concat ", "
+            $"'{name}' is not a design column; the closest are {names}"
+        | Malformed(position, expected) -> $"malformed contrast expression at position {position}: {expected}"
+        | NoColumn expression -> $"'{expression}' names no design column"
+
+/// <summary>Contrast expressions over design column names, as nilearn's <c>expression_to_contrast_vector</c>.</summary>
+module ContrastExpression =
+
+    type private Expr =
+        | Number of float
+        | Name of string * position: int64
+        | Negate of Expr
+        | Binary of char * Expr * Expr
+
+    /// A column name stands for its unit vector and every operation is element-wise with scalars broadcast,
+    /// as pandas' DataFrame.eval over the identity matrix does.
+    type private Value =
+        | Scalar of float
+        | Vector of float[]
+
+    let private expression: Parser<Expr, unit> =
+        let ws = spaces
+
+        let number =
+            numberLiteral (NumberLiteralOptions.AllowFraction ||| NumberLiteralOptions.AllowExponent) "number"
+            |>> fun n -> Number(float n.String)
+
+        let identifier =
+            getPosition
+            .>>. (many1Satisfy2L
+                      (fun c -> Char.IsLetter c || c = '_')
+                      (fun c -> Char.IsLetterOrDigit c || c = '_')
+                      "column name"
+                  <|> between (pchar '`') (pchar '`') (many1Satisfy (fun c -> c <> '`')))
+            |>> fun (pos, name) -> Name(name, pos.Column)
+
+        let expr, exprRef = createParserForwardedToRef<Expr, unit> ()
+        let factor, factorRef = createParserForwardedToRef<Expr, unit> ()
+
+        let atom =
+            (number <|> identifier <|> between (pchar '(' .>> ws) (pchar ')') expr) .>> ws
+
+        factorRef.Value <-
+            (pchar '-' >>. ws >>. factor |>> Negate)
+            <|> (pchar '+' >>. ws >>. factor)
+            <|> atom
+
+        let op (chars: string) =
+            let label = chars |> Seq.map (fun c -> $"'{c}'") |> String.concat " or "
+            (anyOf chars <?> label) .>> ws
+
+        let term = chainl1 factor (op "*/" |>> fun c l r -> Binary(c, l, r))
+        exprRef.Value <- chainl1 term (op "+-" |>> fun c l r -> Binary(c, l, r))
+        ws >>. expr .>> eof
+
+    let private levenshtein (a: string) (b: string) =
+        let d =
+            Array2D.init (a.Length + 1) (b.Length + 1) (fun i j ->
+                if i = 0 then j
+                elif j = 0 then i
+                else 0)
+
+        for i in 1 .. a.Length do
+            for j in 1 .. b.Length do
+                let cost =
+                    if Char.ToLowerInvariant a[i - 1] = Char.ToLowerInvariant b[j - 1] then
+                        0
+                    else
+                        1
+
+                d[i, j] <- min (min (d[i - 1, j] + 1) (d[i, j - 1] + 1)) (d[i - 1, j - 1] + cost)
+
+        d[a.Length, b.Length]
+
+    /// <summary>The design columns closest to <c>name</c> by edit distance, at most three.</summary>
+    let closestColumns (columns: string list) (name: string) : string list =
+        columns |> List.sortBy (fun c -> levenshtein name c, c) |> List.truncate 3
+
+    /// <summary>The contrast vector of <c>text</c> over <c>columns</c> (nilearn expression_to_contrast_vector):
+    /// a text equal to a column name is that column's unit vector whatever its characters; otherwise numbers,
+    /// column names (or `quoted names`), + − * /, parentheses and unary minus, evaluated element-wise over
+    /// the columns' unit vectors.</summary>
+    let parse (columns: string list) (text: string) : Result<float[], ContrastExpressionError> =
+        let cols = Array.ofList columns
+
+        match Array.tryFindIndex ((=) text) cols with
+        | Some i -> Result.Ok(Array.init cols.Length (fun j -> if i = j then 1.0 else 0.0))
+        | None ->
+            match run expression text with
+            | Failure(_, error, _) ->
+                let expected =
+                    let message =
+                        error.ToString().Split('\n')
+                        |> Array.map (fun l -> l.Trim())
+                        |> Array.filter ((<>) "")
+
+                    message
+                    |> Array.skipWhile (fun l -> not (l.StartsWith "Expecting"))
+                    |> Array.tryHead
+                    |> Option.defaultValue "a number, a column name or '('"
+
+                Result.Error(Malformed(int error.Position.Column, expected))
+            | Success(ast, _, _) ->
+                let map2 f a b =
+                    match a, b with
+                    | Scalar x, Scalar y -> Scalar(f x y)
+                    | Vector x, Scalar y -> Vector(Array.map (fun v -> f v y) x)
+                    | Scalar x, Vector y -> Vector(Array.map (fun v -> f x v) y)
+                    | Vector x, Vector y -> Vector(Array.map2 f x y)
+
+                let rec eval e =
+                    match e with
+                    | Number x -> Result.Ok(Scalar x)
+                    | Name(name, _) ->
+                        match Array.tryFindIndex ((=) name) cols with
+                        | Some i -> Result.Ok(Vector(Array.init cols.Length (fun j -> if i = j then 1.0 else 0.0)))
+                        | None -> Result.Error(UnknownColumn(name, closestColumns columns name))
+                    | Negate x -> eval x |> Result.map (fun v -> map2 (fun a _ -> -a) v (Scalar 0.0))
+                    | Binary(op, l, r) ->
+                        let f =
+                            match op with
+                            | '+' -> (+)
+                            | '-' -> (-)
+                            | '*' -> (*)
+                            | _ -> (/)
+
+                        match eval l, eval r with
+                        | Result.Ok a, Result.Ok b -> Result.Ok(map2 f a b)
+                        | Result.Error e, _
+                        | _, Result.Error e -> Result.Error e
+
+                match eval ast with
+                | Result.Ok(Vector v) -> Result.Ok v
+                | Result.Ok(Scalar _) -> Result.Error(NoColumn text)
+                | Result.Error e -> Result.Error e
