@@ -135,6 +135,13 @@ module Thresholding =
     /// <exception cref="T:FmriGlm.Core.GlmInputException">α is not in [0, 1], or the threshold is unusable.</exception>
     let thresholdStatsImg (shape: GridShape) (options: ThresholdOptions) (mask: bool[] option) (statMap: float[]) : ThresholdResult =
         checkLength shape statMap.Length (nameof statMap)
+
+        // nilearn's load_mask_img refuses a mask with no voxel; without this check the voxel count of the
+        // Bonferroni and FDR corrections would be 0.
+        match mask with
+        | Some m when not (Array.exists id m) -> raise (GlmInputException("mask", "the mask is empty: it masks all data"))
+        | _ -> ()
+
         let voxels = maskOrBackground shape mask statMap
         let masked = Array.zip voxels statMap |> Array.choose (fun (inside, z) -> if inside then Some z else None)
         let threshold = statsThreshold options masked

@@ -180,11 +180,13 @@ let tests =
 
                         out[v] = (if kept then z[v] else 0.0)))
 
-            testPropertyWithConfig config "threshold_stats_img keeps exactly the voxels of |z| > threshold in the mask (two-sided, no cluster filter; exact)" <|
+            testPropertyWithConfig config "threshold_stats_img keeps exactly the voxels of |z| > threshold in a non-empty mask (two-sided, no cluster filter; exact)" <|
                 Prop.forAll (Arb.fromGen (Gen.zip3 genMap genAlpha (Gen.elements [ Fpr; Fdr; Bonferroni ]))) (fun ((shape, z, mask), alpha, hc) ->
+                    Array.exists id mask ==>
+                    lazy (
                     let options = { Thresholding.defaultThresholdOptions with Alpha = alpha; HeightControl = hc }
                     let r = Thresholding.thresholdStatsImg shape options (Some mask) z
-                    Array.init z.Length id |> Array.forall (fun v -> r.Thresholded[v] = (if mask[v] && abs z[v] > r.Threshold then z[v] else 0.0)))
+                    Array.init z.Length id |> Array.forall (fun v -> r.Thresholded[v] = (if mask[v] && abs z[v] > r.Threshold then z[v] else 0.0))))
 
             testPropertyWithConfig config "proportion of true discoveries is in [0, 1] when the Hommel value is >= 1 (exact)" <|
                 Prop.forAll (Arb.fromGen (Gen.zip3 genMap (Gen.elements [ 0.05; 0.1; 0.2 ]) (Gen.elements [ 0.5; 1.0; 2.0 ]))) (fun ((shape, z, mask), alpha, t) ->
@@ -205,6 +207,11 @@ let tests =
         ]
 
         testList "errors" [
+            testCase "an empty mask is refused, naming the mask (nilearn load_mask_img)" <| fun () ->
+                let shape = { X = 1; Y = 1; Z = 2 }
+                let e = inputError (fun () -> Thresholding.thresholdStatsImg shape Thresholding.defaultThresholdOptions (Some [| false; false |]) [| 1.0; 2.0 |] |> ignore)
+                Expect.equal e.Input "mask" "input"
+
             testCase "alpha outside [0, 1] names alpha" <| fun () ->
                 let e = inputError (fun () -> Thresholding.fdrThreshold 1.5 [| 1.0 |] |> ignore)
                 Expect.equal e.Input "alpha" "input"
