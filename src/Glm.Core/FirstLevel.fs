@@ -424,6 +424,24 @@ module FirstLevel =
             let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
             result.Mask, result.Warnings
 
+    /// The computed mask and the first run's full series (scans × grid voxels, float32), read in one pass: the
+    /// mean is accumulated while the volumes are stored, so the run is decompressed once, not twice.
+    let private computeMaskInOnePass (shape: GridShape) (scans: int) (first: BoldSource) isSingle =
+        let precision = if isSingle then Precision.Single else Precision.Double
+        let full = Array.zeroCreate<float32> (scans * shape.Count)
+
+        let stored =
+            volumes first
+            |> Seq.mapi (fun t v ->
+                for x in 0 .. v.Length - 1 do
+                    full[x * scans + t] <- float32 v[x]
+
+                v)
+
+        let mean = Masking.meanVolume precision stored
+        let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+        result.Mask, result.Warnings, full
+
     // ---------------------------------------------------------------- fit
 
     /// <summary>Fits the model to one or more runs on the same grid, as nilearn's <c>FirstLevelModel.fit</c>:
@@ -456,7 +474,19 @@ module FirstLevel =
             if not (sameAffine a affine) then
                 raise (GlmInputException(describe runs[i].Bold i, "affine differs from the first run's")))
 
-        let mask, maskWarnings = resolveMask options shape affine runs[0].Bold isSingle
+        let onePass =
+            (match options.Mask with ComputeEpiMask -> true | _ -> false) && (options.SmoothingFwhm |> Option.forall (fun f -> f = 0.0))
+
+        let mask, maskWarnings, preloaded =
+            if onePass then
+                let _, _, scans0, _ = geometries[0]
+                let m, w, full = computeMaskInOnePass shape scans0 runs[0].Bold isSingle
+                m, w, Some full
+            else
+                let m, w = resolveMask options shape affine runs[0].Bold isSingle
+                m, w, None
+
+        let mutable preloaded = preloaded
         let masked = [| for v in 0 .. mask.Length - 1 do if mask[v] then yield v |]
 
         if masked.Length = 0 then
@@ -534,7 +564,21 @@ module FirstLevel =
                 if kept.Length <= p then
                     raise (GlmInputException(name, $"{kept.Length} scans are too few for {p} design columns"))
 
-                let data = loadMasked options shape affine masked kept run.Bold
+                let data =
+                    match preloaded with
+                    | Some full when i = 0 ->
+                        let n = kept.Length
+                        let data = Array.zeroCreate<float32> (n * masked.Length)
+
+                        for j in 0 .. masked.Length - 1 do
+                            let from = masked[j] * scans
+
+                            for row in 0 .. n - 1 do
+                                data[j * n + row] <- full[from + kept[row]]
+
+                        preloaded <- None // the full series is garbage from here on
+                        data
+                    | _ -> loadMasked options shape affine masked kept run.Bold
 
                 match data |> Array.tryFindIndex (fun x -> not (System.Single.IsFinite x)) with
                 | Some k ->
