@@ -35,6 +35,9 @@ let main argv =
     // `bench nifti` measures in a child process started with this flag; it is dispatched before Argu loads so the
     // child's memory baseline is the runtime's alone.
     if argv.Length = 2 && argv[0] = BenchCommand.measureFlag then BenchCommand.measure argv[1] else
+    if argv.Length = 4 && argv[0] = BenchCommand.measureFirstLevelFlag then
+        BenchCommand.measureFirstLevel argv[1] argv[2] argv[3]
+    else
     let parser = ArgumentParser.Create<FmriGlmArgs>(programName = "fmriglm")
     try
         let results = parser.ParseCommandLine(argv)
