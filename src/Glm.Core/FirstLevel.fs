@@ -351,15 +351,19 @@ module FirstLevel =
 
             shape, affine, volumes.Length, true
 
-    /// Streams the volumes of a run as float arrays (Fortran order).
+    /// Streams the volumes of a run (Fortran order). A file's volumes all arrive in ONE reused buffer, valid until
+    /// the next volume is read: a fresh 64×64×36 array per volume would fill the large-object heap with garbage
+    /// (hundreds of MiB for a 300-volume run) before a gen-2 collection returns it.
     let private volumes (source: BoldSource) : seq<float[]> =
         match source with
         | BoldFile path ->
             seq {
                 use reader = Nifti.openVolumes path
+                let buffer = Array.zeroCreate<float> reader.VoxelsPerVolume
 
                 for _ in 1L .. reader.VolumeCount do
-                    yield reader.NextVolume()
+                    reader.ReadNext(Span buffer)
+                    yield buffer
             }
         | BoldVolumes(_, _, vs) -> vs |> Seq.map (Array.map float)
 
@@ -477,16 +481,17 @@ module FirstLevel =
         let onePass =
             (match options.Mask with ComputeEpiMask -> true | _ -> false) && (options.SmoothingFwhm |> Option.forall (fun f -> f = 0.0))
 
-        let mask, maskWarnings, preloaded =
+        // the first run's full series when the mask was computed in one pass; dropped once its voxels are masked
+        let preloaded = ref None
+
+        let mask, maskWarnings =
             if onePass then
                 let _, _, scans0, _ = geometries[0]
                 let m, w, full = computeMaskInOnePass shape scans0 runs[0].Bold isSingle
-                m, w, Some full
+                preloaded.Value <- Some full
+                m, w
             else
-                let m, w = resolveMask options shape affine runs[0].Bold isSingle
-                m, w, None
-
-        let mutable preloaded = preloaded
+                resolveMask options shape affine runs[0].Bold isSingle
         let masked = [| for v in 0 .. mask.Length - 1 do if mask[v] then yield v |]
 
         if masked.Length = 0 then
@@ -565,7 +570,7 @@ module FirstLevel =
                     raise (GlmInputException(name, $"{kept.Length} scans are too few for {p} design columns"))
 
                 let data =
-                    match preloaded with
+                    match preloaded.Value with
                     | Some full when i = 0 ->
                         let n = kept.Length
                         let data = Array.zeroCreate<float32> (n * masked.Length)
@@ -576,7 +581,7 @@ module FirstLevel =
                             for row in 0 .. n - 1 do
                                 data[j * n + row] <- full[from + kept[row]]
 
-                        preloaded <- None // the full series is garbage from here on
+                        preloaded.Value <- None // the full series is garbage from here on
                         data
                     | _ -> loadMasked options shape affine masked kept run.Bold
 
