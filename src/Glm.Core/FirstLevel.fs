@@ -428,19 +428,37 @@ module FirstLevel =
             let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
             result.Mask, result.Warnings
 
-    /// The computed mask and the first run's full series (scans × grid voxels, float32), read in one pass: the
-    /// mean is accumulated while the volumes are stored, so the run is decompressed once, not twice.
+    /// The computed mask and the first run's full series (volumes in file order, float32), read in one pass: the
+    /// mean is accumulated while the volumes are stored, so the run is decompressed once, not twice. Volumes are
+    /// decoded straight into the series (contiguous writes); only the masked voxels are transposed afterwards.
     let private computeMaskInOnePass (shape: GridShape) (scans: int) (first: BoldSource) isSingle =
         let precision = if isSingle then Precision.Single else Precision.Double
-        let full = Array.zeroCreate<float32> (scans * shape.Count)
+        let grid = shape.Count
+        let full = Array.zeroCreate<float32> (scans * grid)
+        let buffer = Array.zeroCreate<float> grid
 
         let stored =
-            volumes first
-            |> Seq.mapi (fun t v ->
-                for x in 0 .. v.Length - 1 do
-                    full[x * scans + t] <- float32 v[x]
+            seq {
+                match first with
+                | BoldFile path ->
+                    use reader = Nifti.openVolumes path
 
-                v)
+                    for t in 0 .. scans - 1 do
+                        reader.ReadNext(Span<float32>(full, t * grid, grid))
+
+                        for x in 0 .. grid - 1 do
+                            buffer[x] <- float full[t * grid + x]
+
+                        yield buffer
+                | BoldVolumes(_, _, vs) ->
+                    for t in 0 .. scans - 1 do
+                        Array.blit vs[t] 0 full (t * grid) grid
+
+                        for x in 0 .. grid - 1 do
+                            buffer[x] <- float full[t * grid + x]
+
+                        yield buffer
+            }
 
         let mean = Masking.meanVolume precision stored
         let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
@@ -575,11 +593,13 @@ module FirstLevel =
                         let n = kept.Length
                         let data = Array.zeroCreate<float32> (n * masked.Length)
 
-                        for j in 0 .. masked.Length - 1 do
-                            let from = masked[j] * scans
+                        let grid = shape.Count
 
-                            for row in 0 .. n - 1 do
-                                data[j * n + row] <- full[from + kept[row]]
+                        for row in 0 .. n - 1 do
+                            let from = kept[row] * grid
+
+                            for j in 0 .. masked.Length - 1 do
+                                data[j * n + row] <- full[from + masked[j]]
 
                         preloaded.Value <- None // the full series is garbage from here on
                         data
@@ -886,11 +906,22 @@ module FirstLevel =
             fit.Runs |> Array.iteri (fun i r -> Tables.writeDesign (Path.Combine(temp, $"{runPrefix i}design.tsv")) r.Design)
             writeParameters (Path.Combine(temp, "statmap.json")) fit
 
-            for name, c in contrasts do
-                let st = Contrast.statType c.Contrast
+            // each map is computed and compressed on its own thread (p and z need incomplete beta functions per
+            // voxel; gzip is single-threaded per file); every map is written by one thread, so files do not
+            // depend on the thread count
+            let jobs =
+                [| for name, c in contrasts do
+                       for output in outputs do
+                           yield name, c, output |]
 
-                for output in outputs do
+            System.Threading.Tasks.Parallel.ForEach(
+                jobs,
+                System.Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = max 1 fit.Options.Threads),
+                fun (name, c, output) ->
+                    let st = Contrast.statType c.Contrast
                     write $"contrast-{contrastFileName name}_stat-{statCode st output}_statmap.nii.gz" (outputImage fit c output)
+            )
+            |> ignore
 
             if not fit.Options.MinimizeMemory then
                 for i in 0 .. fit.Runs.Length - 1 do
