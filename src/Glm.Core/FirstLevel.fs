@@ -169,7 +169,12 @@ module FirstLevel =
 
     /// <summary>A run from files: BOLD, optional events and confounds TSV (all confound columns, or those named).</summary>
     /// <exception cref="GlmInputException">A table cannot be read.</exception>
-    let runFromFiles (bold: string) (events: string option) (confounds: string option) (confoundColumns: string[] option) =
+    let runFromFiles
+        (bold: string)
+        (events: string option)
+        (confounds: string option)
+        (confoundColumns: string[] option)
+        =
         { Bold = BoldFile bold
           Events = events |> Option.map (Tables.readEvents >> fst)
           Confounds = confounds |> Option.map (fun c -> Tables.readConfounds c confoundColumns)
@@ -248,7 +253,12 @@ module FirstLevel =
     /// "_" → space, then camelCase (first word lower case, later words title-cased) and only letters and digits.</summary>
     let contrastFileName (name: string) : string =
         let spaced =
-            name.Replace("-", " Minus ").Replace("+", " Plus ").Replace(">", " Gt ").Replace("<", " Lt ").Replace("_", " ")
+            name
+                .Replace("-", " Minus ")
+                .Replace("+", " Plus ")
+                .Replace(">", " Gt ")
+                .Replace("<", " Lt ")
+                .Replace("_", " ")
 
         let title (w: string) =
             // Python's str.title: upper case after a non-letter, lower case after a letter.
@@ -258,7 +268,12 @@ module FirstLevel =
             for i in 0 .. chars.Length - 1 do
                 let c = chars[i]
 
-                chars[i] <- (if previousLetter then Char.ToLowerInvariant c else Char.ToUpperInvariant c)
+                chars[i] <-
+                    (if previousLetter then
+                         Char.ToLowerInvariant c
+                     else
+                         Char.ToUpperInvariant c)
+
                 previousLetter <- Char.IsLetter c
 
             String chars
@@ -310,7 +325,13 @@ module FirstLevel =
     let parseNoiseModel (text: string) : Result<NoiseModel, string> =
         match text with
         | "ols" -> Ok Ols
-        | t when t.StartsWith "ar" && t.Length > 2 && Seq.forall Char.IsDigit t[2..] && int t[2..] >= 1 -> Ok(Ar(int t[2..]))
+        | t when
+            t.StartsWith "ar"
+            && t.Length > 2
+            && Seq.forall Char.IsDigit t[2..]
+            && int t[2..] >= 1
+            ->
+            Ok(Ar(int t[2..]))
         | _ -> Error "noise_model must be 'ols' or 'arN' with N ≥ 1 ('ar1', 'ar2', …)"
 
     // ---------------------------------------------------------------- reading runs
@@ -337,16 +358,30 @@ module FirstLevel =
             let h = Nifti.readHeader path
             let s = h.Shape
 
-            if s.Length < 4 || s[3] < 1L || (s.Length > 4 && Array.exists (fun x -> x <> 1L) s[4..]) then
-                raise (GlmInputException(path, $"""a run must be a 4D image; this one has shape {String.Join("×", s)}"""))
+            if
+                s.Length < 4
+                || s[3] < 1L
+                || (s.Length > 4 && Array.exists (fun x -> x <> 1L) s[4..])
+            then
+                raise (
+                    GlmInputException(path, $"""a run must be a 4D image; this one has shape {String.Join("×", s)}""")
+                )
 
-            { X = int s[0]; Y = int s[1]; Z = int s[2] }, h.Affine, int s[3], h.Datatype = NiftiDatatype.Float32
+            { X = int s[0]
+              Y = int s[1]
+              Z = int s[2] },
+            h.Affine,
+            int s[3],
+            h.Datatype = NiftiDatatype.Float32
         | BoldVolumes(shape, affine, volumes) ->
             if volumes.Length = 0 then
                 raise (GlmInputException(describe source run, "no volume"))
 
             match volumes |> Array.tryFindIndex (fun v -> isNull v || v.Length <> shape.Count) with
-            | Some t -> raise (GlmInputException(describe source run, $"volume {t} does not have the grid's {shape.Count} voxels"))
+            | Some t ->
+                raise (
+                    GlmInputException(describe source run, $"volume {t} does not have the grid's {shape.Count} voxels")
+                )
             | None -> ()
 
             shape, affine, volumes.Length, true
@@ -384,7 +419,12 @@ module FirstLevel =
         kept |> Array.iteri (fun row t -> rows[t].Add row)
 
         let voxelSizes =
-            Array.init 3 (fun j -> sqrt (affine[0, j] * affine[0, j] + affine[1, j] * affine[1, j] + affine[2, j] * affine[2, j]))
+            Array.init 3 (fun j ->
+                sqrt (
+                    affine[0, j] * affine[0, j]
+                    + affine[1, j] * affine[1, j]
+                    + affine[2, j] * affine[2, j]
+                ))
 
         volumes source
         |> Seq.truncate rows.Length
@@ -402,30 +442,59 @@ module FirstLevel =
 
         data
 
-    let private resolveMask (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) (first: BoldSource) isSingle =
+    let private resolveMask
+        (options: FirstLevelOptions)
+        (shape: GridShape)
+        (affine: float[,])
+        (first: BoldSource)
+        isSingle
+        =
         match options.Mask with
         | NoMask -> Array.create shape.Count true, []
         | MaskArray m ->
             if isNull m || m.Length <> shape.Count then
-                raise (GlmInputException("mask", $"the mask has {(if isNull m then 0 else m.Length)} voxels, the runs' grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"))
+                raise (
+                    GlmInputException(
+                        "mask",
+                        $"the mask has {(if isNull m then 0 else m.Length)} voxels, the runs' grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"
+                    )
+                )
 
             Array.copy m, []
         | MaskFile path ->
             let image = Nifti.read path
             let s = image.Header.Shape
 
-            if s.Length < 3 || int s[0] <> shape.X || int s[1] <> shape.Y || int s[2] <> shape.Z
-               || (s.Length > 3 && Array.exists (fun x -> x <> 1L) s[3..]) then
-                raise (GlmInputException(path, $"""the mask's shape {String.Join("×", s)} is not the runs' grid {shape.X}×{shape.Y}×{shape.Z}"""))
+            if
+                s.Length < 3
+                || int s[0] <> shape.X
+                || int s[1] <> shape.Y
+                || int s[2] <> shape.Z
+                || (s.Length > 3 && Array.exists (fun x -> x <> 1L) s[3..])
+            then
+                raise (
+                    GlmInputException(
+                        path,
+                        $"""the mask's shape {String.Join("×", s)} is not the runs' grid {shape.X}×{shape.Y}×{shape.Z}"""
+                    )
+                )
 
             if not (sameAffine image.Header.Affine affine) then
-                raise (GlmInputException(path, "the mask's affine differs from the runs' affine (resampling is not supported)"))
+                raise (
+                    GlmInputException(
+                        path,
+                        "the mask's affine differs from the runs' affine (resampling is not supported)"
+                    )
+                )
 
             image.Data |> Array.map (fun x -> x <> 0.0), []
         | ComputeEpiMask ->
             let precision = if isSingle then Precision.Single else Precision.Double
             let mean = Masking.meanVolume precision (volumes first)
-            let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
+            let result =
+                Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
             result.Mask, result.Warnings
 
     /// The computed mask and the first run's full series (volumes in file order, float32), read in one pass: the
@@ -461,7 +530,10 @@ module FirstLevel =
             }
 
         let mean = Masking.meanVolume precision stored
-        let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
+        let result =
+            Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
         result.Mask, result.Warnings, full
 
     // ---------------------------------------------------------------- fit
@@ -481,8 +553,16 @@ module FirstLevel =
         if options.Bins < 1 then
             raise (GlmInputException("bins", $"must be at least 1, not {options.Bins}"))
 
-        if options.SmoothingFwhm |> Option.exists (fun f -> not (f >= 0.0) || Double.IsInfinity f) then
-            raise (GlmInputException("smoothing_fwhm", $"must be a non-negative number of mm, not {options.SmoothingFwhm.Value}"))
+        if
+            options.SmoothingFwhm
+            |> Option.exists (fun f -> not (f >= 0.0) || Double.IsInfinity f)
+        then
+            raise (
+                GlmInputException(
+                    "smoothing_fwhm",
+                    $"must be a non-negative number of mm, not {options.SmoothingFwhm.Value}"
+                )
+            )
 
         let runs = Array.ofList runs
         let geometries = runs |> Array.mapi (fun i r -> geometry i r.Bold)
@@ -491,13 +571,21 @@ module FirstLevel =
         geometries
         |> Array.iteri (fun i (s, a, _, _) ->
             if s <> shape then
-                raise (GlmInputException(describe runs[i].Bold i, $"grid {s.X}×{s.Y}×{s.Z} differs from the first run's {shape.X}×{shape.Y}×{shape.Z}"))
+                raise (
+                    GlmInputException(
+                        describe runs[i].Bold i,
+                        $"grid {s.X}×{s.Y}×{s.Z} differs from the first run's {shape.X}×{shape.Y}×{shape.Z}"
+                    )
+                )
 
             if not (sameAffine a affine) then
                 raise (GlmInputException(describe runs[i].Bold i, "affine differs from the first run's")))
 
         let onePass =
-            (match options.Mask with ComputeEpiMask -> true | _ -> false) && (options.SmoothingFwhm |> Option.forall (fun f -> f = 0.0))
+            (match options.Mask with
+             | ComputeEpiMask -> true
+             | _ -> false)
+            && (options.SmoothingFwhm |> Option.forall (fun f -> f = 0.0))
 
         // the first run's full series when the mask was computed in one pass; dropped once its voxels are masked
         let preloaded = ref None
@@ -510,7 +598,11 @@ module FirstLevel =
                 m, w
             else
                 resolveMask options shape affine runs[0].Bold isSingle
-        let masked = [| for v in 0 .. mask.Length - 1 do if mask[v] then yield v |]
+
+        let masked =
+            [| for v in 0 .. mask.Length - 1 do
+                   if mask[v] then
+                       yield v |]
 
         if masked.Length = 0 then
             raise (GlmInputException("mask", "the mask is empty: no voxel to analyse"))
@@ -527,32 +619,60 @@ module FirstLevel =
                     match run.DesignMatrix with
                     | Some d ->
                         if Array2D.length1 d.Values <> scans then
-                            raise (GlmInputException($"design matrix of run {i + 1}", $"{Array2D.length1 d.Values} rows for {scans} scans of {name}"))
+                            raise (
+                                GlmInputException(
+                                    $"design matrix of run {i + 1}",
+                                    $"{Array2D.length1 d.Values} rows for {scans} scans of {name}"
+                                )
+                            )
 
                         d
                     | None ->
                         let tr =
                             match options.TR with
                             | Some tr when tr > 0.0 && Double.IsFinite tr -> tr
-                            | Some tr -> raise (GlmInputException("t_r", $"must be a positive number of seconds, not {tr}"))
-                            | None -> raise (GlmInputException("t_r", "not given: it is needed to compute the design from events"))
+                            | Some tr ->
+                                raise (GlmInputException("t_r", $"must be a positive number of seconds, not {tr}"))
+                            | None ->
+                                raise (
+                                    GlmInputException(
+                                        "t_r",
+                                        "not given: it is needed to compute the design from events"
+                                    )
+                                )
 
                         let events =
                             match run.Events with
                             | Some e -> e
-                            | None -> raise (GlmInputException($"events of run {i + 1}", "events or a design matrix must be given"))
+                            | None ->
+                                raise (
+                                    GlmInputException(
+                                        $"events of run {i + 1}",
+                                        "events or a design matrix must be given"
+                                    )
+                                )
 
                         let addRegs, addNames =
                             match run.Confounds with
                             | None -> None, None
                             | Some(names, values) ->
                                 if Array2D.length1 values <> scans then
-                                    raise (GlmInputException($"confounds of run {i + 1}", $"{Array2D.length1 values} rows for {scans} scans of {name}"))
+                                    raise (
+                                        GlmInputException(
+                                            $"confounds of run {i + 1}",
+                                            $"{Array2D.length1 values} rows for {scans} scans of {name}"
+                                        )
+                                    )
 
                                 for r in 0 .. Array2D.length1 values - 1 do
                                     for c in 0 .. names.Length - 1 do
                                         if not (Double.IsFinite values[r, c]) then
-                                            raise (GlmInputException($"confounds of run {i + 1}, row {r + 1}, column '{names[c]}'", $"value {values[r, c]} (fill n/a before fitting, e.g. with 0 for derivative columns)"))
+                                            raise (
+                                                GlmInputException(
+                                                    $"confounds of run {i + 1}, row {r + 1}, column '{names[c]}'",
+                                                    $"value {values[r, c]} (fill n/a before fitting, e.g. with 0 for derivative columns)"
+                                                )
+                                            )
 
                                 Some values, Some names
 
@@ -581,7 +701,12 @@ module FirstLevel =
                         k
                     | None -> Array.init scans id
 
-                let design = if run.SampleMask.IsSome then subsetRows kept design else design
+                let design =
+                    if run.SampleMask.IsSome then
+                        subsetRows kept design
+                    else
+                        design
+
                 let p = design.ColumnNames.Length
 
                 if kept.Length <= p then
@@ -609,11 +734,18 @@ module FirstLevel =
                 | Some k ->
                     let v = masked[k / kept.Length]
                     let x, y, z = v % shape.X, (v / shape.X) % shape.Y, v / (shape.X * shape.Y)
-                    raise (GlmInputException(name, $"voxel ({x}, {y}, {z}) has a non-finite value at scan {kept[k % kept.Length]}"))
+
+                    raise (
+                        GlmInputException(
+                            name,
+                            $"voxel ({x}, {y}, {z}) has a non-finite value at scan {kept[k % kept.Length]}"
+                        )
+                    )
                 | None -> ()
 
                 if scaleSignals options.SignalScaling kept.Length data then
-                    warnings.Add "Mean values of 0 observed. The data have probably been centered. Scaling might not work as expected"
+                    warnings.Add
+                        "Mean values of 0 observed. The data have probably been centered. Scaling might not work as expected"
 
                 let glm =
                     Regression.fit
@@ -644,17 +776,25 @@ module FirstLevel =
         let scans, regions = Array2D.length1 signals, Array2D.length2 signals
 
         if scans < 2 || regions < 1 then
-            raise (GlmInputException("signals", $"need at least 2 rows (scans) and 1 column (region), got {scans} × {regions}"))
+            raise (
+                GlmInputException(
+                    "signals",
+                    $"need at least 2 rows (scans) and 1 column (region), got {scans} × {regions}"
+                )
+            )
 
         let shape = { X = regions; Y = 1; Z = 1 }
         let affine = Array2D.init 4 4 (fun i j -> if i = j then 1.0 else 0.0)
-        let volumes = Array.init scans (fun t -> Array.init regions (fun r -> float32 signals[t, r]))
+
+        let volumes =
+            Array.init scans (fun t -> Array.init regions (fun r -> float32 signals[t, r]))
 
         fit
             { options with
                 Mask = NoMask
                 SmoothingFwhm = None }
-            [ { run with Bold = BoldVolumes(shape, affine, volumes) } ]
+            [ { run with
+                  Bold = BoldVolumes(shape, affine, volumes) } ]
 
     // ---------------------------------------------------------------- contrasts
 
@@ -664,7 +804,11 @@ module FirstLevel =
     /// unless given.</summary>
     /// <exception cref="GlmInputException">A wrong number of definitions, an expression naming an unknown column,
     /// weights not matching the design columns, or every run's contrast null.</exception>
-    let computeContrast (fit: FirstLevelFit) (definitions: ContrastDefinition list) (statType: StatType option) : FirstLevelContrast =
+    let computeContrast
+        (fit: FirstLevelFit)
+        (definitions: ContrastDefinition list)
+        (statType: StatType option)
+        : FirstLevelContrast =
         let nRuns = fit.Runs.Length
         let warnings = ResizeArray<string>()
 
@@ -674,7 +818,8 @@ module FirstLevel =
             | [ d ] when nRuns > 1 ->
                 warnings.Add $"One contrast given, assuming it for all {nRuns} runs"
                 List.replicate nRuns d
-            | ds when ds.Length <> nRuns -> raise (GlmInputException("contrast", $"{ds.Length} contrast definitions for {nRuns} runs"))
+            | ds when ds.Length <> nRuns ->
+                raise (GlmInputException("contrast", $"{ds.Length} contrast definitions for {nRuns} runs"))
             | ds -> ds
 
         let weights =
@@ -690,7 +835,13 @@ module FirstLevel =
                 | Weights w ->
                     if isNull w || Array2D.length1 w < 1 || Array2D.length2 w <> columns.Length then
                         let c = if isNull w then 0 else Array2D.length2 w
-                        raise (GlmInputException("contrast", $"{c} weights for the {columns.Length} design columns of run {i + 1}"))
+
+                        raise (
+                            GlmInputException(
+                                "contrast",
+                                $"{c} weights for the {columns.Length} design columns of run {i + 1}"
+                            )
+                        )
 
                     w)
 
@@ -701,8 +852,7 @@ module FirstLevel =
                     warnings.Add $"Contrast for run {i} is null."
                     None
                 else
-                    let st =
-                        statType |> Option.defaultValue (if Array2D.length1 w = 1 then T else F)
+                    let st = statType |> Option.defaultValue (if Array2D.length1 w = 1 then T else F)
 
                     Some(Contrast.compute fit.Runs[i].Glm w st))
             |> List.choose id
@@ -861,10 +1011,18 @@ module FirstLevel =
     /// <c>stat-errorts_timeseries.nii.gz</c> and <c>stat-predicted_timeseries.nii.gz</c>. Everything goes into a
     /// temporary folder beside <c>directory</c>, renamed at the end: a failure leaves no partial output folder.</summary>
     /// <exception cref="GlmInputException">The directory exists and is not empty, or cannot be written.</exception>
-    let writeOutputs (directory: string) (fit: FirstLevelFit) (contrasts: (string * FirstLevelContrast) list) (outputs: OutputType list) =
+    let writeOutputs
+        (directory: string)
+        (fit: FirstLevelFit)
+        (contrasts: (string * FirstLevelContrast) list)
+        (outputs: OutputType list)
+        =
         let target = Path.GetFullPath directory
 
-        if Directory.Exists target && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target)) then
+        if
+            Directory.Exists target
+            && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target))
+        then
             raise (GlmInputException(directory, "the output directory exists and is not empty"))
 
         if File.Exists target then
@@ -880,10 +1038,14 @@ module FirstLevel =
                 Directory.CreateDirectory temp |> ignore
             with
             | :? IOException
-            | :? UnauthorizedAccessException as e -> raise (GlmInputException(directory, $"cannot be written: {e.Message}"))
+            | :? UnauthorizedAccessException as e ->
+                raise (GlmInputException(directory, $"cannot be written: {e.Message}"))
 
             let s = fit.Shape
-            let options3d = { Nifti.writeOptions [| int64 s.X; int64 s.Y; int64 s.Z |] fit.Affine with Datatype = NiftiDatatype.Float64 }
+
+            let options3d =
+                { Nifti.writeOptions [| int64 s.X; int64 s.Y; int64 s.Z |] fit.Affine with
+                    Datatype = NiftiDatatype.Float64 }
 
             let write name (values: float[]) =
                 let count = values.Length / s.Count
@@ -892,18 +1054,23 @@ module FirstLevel =
                     if count = 1 then
                         options3d
                     else
-                        { options3d with Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
+                        { options3d with
+                            Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
 
                 Nifti.write (Path.Combine(temp, name)) o values
 
             Nifti.write
                 (Path.Combine(temp, "mask.nii.gz"))
-                { options3d with Datatype = NiftiDatatype.UInt8 }
+                { options3d with
+                    Datatype = NiftiDatatype.UInt8 }
                 (fit.Mask |> Array.map (fun b -> if b then 1.0 else 0.0))
 
-            let runPrefix i = if fit.Runs.Length = 1 then "" else $"run-{i + 1}_"
+            let runPrefix i =
+                if fit.Runs.Length = 1 then "" else $"run-{i + 1}_"
 
-            fit.Runs |> Array.iteri (fun i r -> Tables.writeDesign (Path.Combine(temp, $"{runPrefix i}design.tsv")) r.Design)
+            fit.Runs
+            |> Array.iteri (fun i r -> Tables.writeDesign (Path.Combine(temp, $"{runPrefix i}design.tsv")) r.Design)
+
             writeParameters (Path.Combine(temp, "statmap.json")) fit
 
             // each map is computed and compressed on its own thread (p and z need incomplete beta functions per
@@ -919,7 +1086,10 @@ module FirstLevel =
                 System.Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = max 1 fit.Options.Threads),
                 fun (name, c, output) ->
                     let st = Contrast.statType c.Contrast
-                    write $"contrast-{contrastFileName name}_stat-{statCode st output}_statmap.nii.gz" (outputImage fit c output)
+
+                    write
+                        $"contrast-{contrastFileName name}_stat-{statCode st output}_statmap.nii.gz"
+                        (outputImage fit c output)
             )
             |> ignore
 
