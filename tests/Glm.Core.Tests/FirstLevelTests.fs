@@ -229,6 +229,22 @@ let tests =
                     let t1, t2 = FirstLevel.maskedOutput one Stat, FirstLevel.maskedOutput two Stat
                     Array.forall2 (fun a b -> abs (b - sqrt 2.0 * a) <= 1e-12 * abs b + 1e-300) t1 t2)
 
+            testCase "results do not depend on the thread count (1 vs 2 threads, exactly equal, AR(1), seed 11)" <| fun () ->
+                let volumes = simulate 11 10.0 (fun v -> v % 3 = 0)
+                let go threads =
+                    let fit = FirstLevel.fit { simOptions with NoiseModel = Ar 1; Threads = threads } [ run volumes ]
+                    let c = FirstLevel.computeContrast fit [ Expression "task" ] None
+                    [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
+                Expect.equal (go 1) (go 2) "maps with 1 and 2 threads"
+
+            testCase "the ROI GLM on a time-by-region table equals the image path on the same series (exactly)" <| fun () ->
+                let volumes = simulate 5 10.0 (fun v -> v < 4)
+                let table = Array2D.init scans grid.Count (fun t v -> float (volumes[t][v]))
+                let fromTable = FirstLevel.fitSignals simOptions table (run [||])
+                let fromImage = FirstLevel.fit simOptions [ run volumes ]
+                let stat f = FirstLevel.maskedOutput (FirstLevel.computeContrast f [ Expression "task" ] None) Stat
+                Expect.equal (stat fromTable) (stat fromImage) "t per region = t per voxel"
+
             testPropertyWithConfig config "voxel-mean scaling maps every series to mean ≈ 0 in percent of its mean (float32, abs 1e-3)" <|
                 Prop.forAll (Arb.fromGen (Gen.choose (0, 100000))) (fun seed ->
                     let rng = Random seed
