@@ -497,44 +497,80 @@ module FirstLevel =
 
             result.Mask, result.Warnings
 
-    /// The computed mask and the first run's full series (volumes in file order, float32), read in one pass: the
-    /// mean is accumulated while the volumes are stored, so the run is decompressed once, not twice. Volumes are
-    /// decoded straight into the series (contiguous writes); only the masked voxels are transposed afterwards.
+    /// The series of a run's candidate voxels, volumes in file order: <c>Data[t·Candidates + Position[v]]</c>.
+    type private Preloaded =
+        { Data: float32[]
+          Candidates: int
+          /// Column of each grid voxel in Data, −1 when it was not stored.
+          Position: int[] }
+
+    /// The computed mask and, when they hold every masked voxel, the first run's series of the voxels likely to be
+    /// in the mask, read in the same single pass that accumulates the mean (the run is decompressed once). Likely:
+    /// a first-volume value of at least a quarter of its 90th percentile — brain, not background. Voxels the
+    /// mask then holds but the guess left out (Preloaded = None) are read in a second pass instead.
     let private computeMaskInOnePass (shape: GridShape) (scans: int) (first: BoldSource) isSingle =
         let precision = if isSingle then Precision.Single else Precision.Double
         let grid = shape.Count
-        let full = Array.zeroCreate<float32> (scans * grid)
+        let volume = Array.zeroCreate<float32> grid
         let buffer = Array.zeroCreate<float> grid
+        let mutable stored: float32[] = null
+        let mutable candidates: int[] = null
 
-        let stored =
+        let keep (t: int) =
+            if t = 0 then
+                let finite = volume |> Array.filter System.Single.IsFinite
+
+                let cut =
+                    if finite.Length = 0 then
+                        Single.NegativeInfinity
+                    else
+                        Array.sortInPlace finite
+                        let q90 = finite[int (0.9 * float (finite.Length - 1))]
+                        if q90 > 0.0f then 0.25f * q90 else Single.NegativeInfinity
+
+                candidates <- [| for v in 0 .. grid - 1 do if not (volume[v] < cut) then yield v |]
+                stored <- Array.zeroCreate (scans * candidates.Length)
+
+            let nc = candidates.Length
+
+            for c in 0 .. nc - 1 do
+                stored[t * nc + c] <- volume[candidates[c]]
+
+            for x in 0 .. grid - 1 do
+                buffer[x] <- float volume[x]
+
+            buffer
+
+        let series =
             seq {
                 match first with
                 | BoldFile path ->
                     use reader = Nifti.openVolumes path
 
                     for t in 0 .. scans - 1 do
-                        reader.ReadNext(Span<float32>(full, t * grid, grid))
-
-                        for x in 0 .. grid - 1 do
-                            buffer[x] <- float full[t * grid + x]
-
-                        yield buffer
+                        reader.ReadNext(Span volume)
+                        yield keep t
                 | BoldVolumes(_, _, vs) ->
                     for t in 0 .. scans - 1 do
-                        Array.blit vs[t] 0 full (t * grid) grid
-
-                        for x in 0 .. grid - 1 do
-                            buffer[x] <- float full[t * grid + x]
-
-                        yield buffer
+                        Array.blit vs[t] 0 volume 0 grid
+                        yield keep t
             }
 
-        let mean = Masking.meanVolume precision stored
+        let mean = Masking.meanVolume precision series
+        let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+        let position = Array.create grid -1
+        candidates |> Array.iteri (fun c v -> position[v] <- c)
 
-        let result =
-            Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+        let preloaded =
+            if Array.exists2 (fun inMask p -> inMask && p < 0) result.Mask position then
+                None
+            else
+                Some
+                    { Data = stored
+                      Candidates = candidates.Length
+                      Position = position }
 
-        result.Mask, result.Warnings, full
+        result.Mask, result.Warnings, preloaded
 
     // ---------------------------------------------------------------- fit
 
@@ -593,8 +629,8 @@ module FirstLevel =
         let mask, maskWarnings =
             if onePass then
                 let _, _, scans0, _ = geometries[0]
-                let m, w, full = computeMaskInOnePass shape scans0 runs[0].Bold isSingle
-                preloaded.Value <- Some full
+                let m, w, p = computeMaskInOnePass shape scans0 runs[0].Bold isSingle
+                preloaded.Value <- p
                 m, w
             else
                 resolveMask options shape affine runs[0].Bold isSingle
@@ -714,17 +750,16 @@ module FirstLevel =
 
                 let data =
                     match preloaded.Value with
-                    | Some full when i = 0 ->
+                    | Some p when i = 0 ->
                         let n = kept.Length
                         let data = Array.zeroCreate<float32> (n * masked.Length)
-
-                        let grid = shape.Count
+                        let columns = masked |> Array.map (fun v -> p.Position[v])
 
                         for row in 0 .. n - 1 do
-                            let from = kept[row] * grid
+                            let from = kept[row] * p.Candidates
 
                             for j in 0 .. masked.Length - 1 do
-                                data[j * n + row] <- full[from + masked[j]]
+                                data[j * n + row] <- p.Data[from + columns[j]]
 
                         preloaded.Value <- None // the full series is garbage from here on
                         data
