@@ -1,0 +1,336 @@
+namespace FmriGlm.Core
+
+open System
+open System.IO
+open System.Text
+
+/// <summary>Model settings of the BIDS App, with nilearn FirstLevelModel's names and defaults.</summary>
+[<NoEquality; NoComparison>]
+type BidsModelOptions =
+    {
+        /// HRF model (default Glover).
+        HrfModel: Hrf.HrfModel
+        /// Drift model (default cosine, high_pass 0.01 Hz).
+        DriftModel: DriftModel
+        /// GLM settings (default AR(1), 100 bins).
+        Glm: GlmOptions
+        /// Isotropic smoothing FWHM in mm applied to every volume before masking; 0 for none (default).
+        SmoothingFwhm: float
+        /// Confound strategy ("motion6+csf+wm", …) or column list; None for no confounds.
+        Confounds: string option
+        /// Contrast expressions over the design columns ("faces - houses").
+        Contrasts: string list
+        /// nilearn's signal_scaling=0: each voxel's series divided by its mean, minus 1, times 100 (default true).
+        SignalScaling: bool
+    }
+
+/// <summary>The fitted first level of one subject: its runs' designs and the fixed-effects contrasts.</summary>
+[<NoEquality; NoComparison>]
+type ParticipantFit =
+    {
+        /// Subject label without "sub-".
+        Subject: string
+        /// The runs used.
+        Runs: BidsRun list
+        /// One design matrix per run.
+        Designs: DesignMatrix list
+        /// Warnings of the design and confounds, in words.
+        Warnings: string list
+        /// Grid of the images.
+        Shape: GridShape
+        /// Affine of the images.
+        Affine: float[,]
+        /// Voxel sizes in mm.
+        Zooms: float[]
+        /// Voxels analysed (Fortran order).
+        Mask: bool[]
+        /// Mean of the first run's BOLD over time, full grid (the report's background).
+        MeanImage: float[]
+        /// Per contrast expression: the contrast over the mask voxels, runs combined by fixed effects.
+        Contrasts: (string * Contrast) list
+    }
+
+/// <summary>The BIDS App's models: one first level per subject (runs combined by fixed effects, as nilearn's
+/// FirstLevelModel with a list of runs), and a one-sample second level over the subjects' effect maps.</summary>
+module BidsModels =
+
+    /// <summary>nilearn's defaults, no confounds, no contrast.</summary>
+    let defaults =
+        { HrfModel = Hrf.Glover
+          DriftModel = Cosine 0.01
+          Glm = GlmOptions.defaults
+          SmoothingFwhm = 0.0
+          Confounds = None
+          Contrasts = []
+          SignalScaling = true }
+
+    let private readRun (options: BidsModelOptions) (run: BidsRun) =
+        use reader = Nifti.openVolumes run.Bold
+        let h = reader.Header
+
+        if h.Shape.Length < 4 then
+            raise (GlmInputException(run.Bold, "is not a 4D image"))
+
+        let shape = { X = int h.Shape[0]; Y = int h.Shape[1]; Z = int h.Shape[2] }
+        let scans = int reader.VolumeCount
+        let zooms = h.Zooms |> Array.truncate 3
+        let volumes = Array.init scans (fun _ -> Array.zeroCreate<float> shape.Count)
+
+        for t in 0 .. scans - 1 do
+            reader.ReadNext(Span volumes[t])
+
+            if options.SmoothingFwhm > 0.0 then
+                volumes[t] <- Masking.smooth Precision.Double shape zooms (Array.create 3 options.SmoothingFwhm) volumes[t]
+
+        shape, h.Affine, zooms, volumes
+
+    /// <summary>Fits one subject: for each run, the design (events, confounds, drifts) at nilearn's frame times,
+    /// the GLM on the mask voxels (percent signal change), each contrast; runs are summed (fixed effects).</summary>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">Bad files (see <c>Bids.findRuns</c>), grids that differ
+    /// between runs or from the mask, a contrast over unknown columns, an empty mask.</exception>
+    let fitParticipant (options: BidsModelOptions) (subject: string) (runs: BidsRun list) : ParticipantFit =
+        if runs.IsEmpty then
+            invalidArg (nameof runs) "at least one run"
+
+        let warnings = ResizeArray<string>()
+        let mutable grid: (GridShape * float[,] * float[] * bool[] * float[]) option = None
+        let designs = ResizeArray<DesignMatrix>()
+        let perContrast = options.Contrasts |> List.map (fun c -> c, ResizeArray<Contrast>())
+
+        for run in runs do
+            let shape, affine, zooms, volumes = readRun options run
+            let scans = volumes.Length
+
+            let mask =
+                match grid with
+                | Some(s, _, _, m, _) ->
+                    if s <> shape then
+                        raise (GlmInputException(run.Bold, $"grid {shape.X}×{shape.Y}×{shape.Z} differs from the subject's first run {s.X}×{s.Y}×{s.Z}"))
+
+                    m
+                | None ->
+                    let mean = Masking.meanVolume Precision.Double volumes
+
+                    let mask =
+                        match run.Mask with
+                        | Some path ->
+                            let m = Nifti.read path
+                            if m.Data.Length <> shape.Count then
+                                raise (GlmInputException(path, $"has {m.Data.Length} voxels, the BOLD grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"))
+                            m.Data |> Array.map (fun x -> x <> 0.0)
+                        | None -> (Masking.computeEpiMask Precision.Double Masking.defaultEpiMaskOptions shape mean).Mask
+
+                    if not (Array.exists id mask) then
+                        raise (GlmInputException(defaultArg run.Mask run.Bold, "the brain mask is empty"))
+
+                    grid <- Some(shape, affine, zooms, mask, mean)
+                    mask
+
+            let inMask = mask |> Array.indexed |> Array.filter snd |> Array.map fst
+            let data = Array.zeroCreate<float> (scans * inMask.Length)
+
+            for k in 0 .. inMask.Length - 1 do
+                let v = inMask[k]
+                let mutable sum = 0.0
+
+                for t in 0 .. scans - 1 do
+                    sum <- sum + volumes[t][v]
+
+                let m = sum / float scans
+
+                for t in 0 .. scans - 1 do
+                    let y = volumes[t][v]
+                    // nilearn's mean_scaling: a voxel whose mean is 0 keeps its values (mean replaced by 1)
+                    data[k * scans + t] <- if options.SignalScaling then (if m = 0.0 then (y - 1.0) * 100.0 else (y / m - 1.0) * 100.0) else y
+
+            let events, tableWarnings = Tables.readEvents run.Events
+            tableWarnings |> List.iter (Tables.describe >> warnings.Add)
+
+            let addRegs =
+                match options.Confounds, run.Confounds with
+                | Some strategy, Some path ->
+                    let names, values = Bids.readConfounds path strategy
+
+                    if Array2D.length1 values <> scans then
+                        raise (GlmInputException(path, $"has {Array2D.length1 values} rows, the BOLD image {scans} scans"))
+
+                    Some(names, values)
+                | Some _, None ->
+                    raise (GlmInputException(run.Bold, "--confounds was given but no desc-confounds_timeseries.tsv is beside this run"))
+                | None, _ -> None
+
+            let frameTimes = DesignMatrix.frameTimes scans run.TR run.SliceTimeRef
+
+            let design, designWarnings =
+                DesignMatrix.makeFirstLevel
+                    frameTimes
+                    (Some events)
+                    { DesignMatrix.defaults with
+                        HrfModel = options.HrfModel
+                        DriftModel = options.DriftModel
+                        AddRegs = addRegs |> Option.map snd
+                        AddRegNames = addRegs |> Option.map fst }
+
+            designWarnings |> List.iter (DesignMatrix.describe >> warnings.Add)
+            designs.Add design
+            let fit = Regression.fit options.Glm design.Values (Float64 data)
+
+            for expression, acc in perContrast do
+                match ContrastExpression.parse (List.ofArray design.ColumnNames) expression with
+                | Ok weights ->
+                    let w = Array2D.init 1 weights.Length (fun _ j -> weights[j])
+                    acc.Add(Contrast.compute fit w T)
+                | Error e -> raise (GlmInputException($"--contrast '{expression}'", $"{e.Message} (run {run.Bold})"))
+
+        let shape, affine, zooms, mask, mean = grid.Value
+
+        { Subject = subject
+          Runs = runs
+          Designs = List.ofSeq designs
+          Warnings = List.ofSeq warnings |> List.distinct
+          Shape = shape
+          Affine = affine
+          Zooms = zooms
+          Mask = mask
+          MeanImage = mean
+          Contrasts = perContrast |> List.map (fun (c, acc) -> c, List.sum (List.ofSeq acc)) }
+
+    /// <summary>Values over the mask voxels spread onto the full grid, 0 outside.</summary>
+    let unmask (mask: bool[]) (values: float[]) : float[] =
+        let out = Array.zeroCreate mask.Length
+        let mutable k = 0
+
+        for v in 0 .. mask.Length - 1 do
+            if mask[v] then
+                out[v] <- values[k]
+                k <- k + 1
+
+        out
+
+    /// <summary>Writes a 3D float32 map atomically (the NIfTI writer writes a temporary and renames it).</summary>
+    let writeMap (path: string) (shape: GridShape) (affine: float[,]) (values: float[]) =
+        Nifti.write path (Nifti.writeOptions [| int64 shape.X; int64 shape.Y; int64 shape.Z |] affine) values
+
+    /// <summary>The five maps of each contrast (effect, variance, t, z, p) of one subject, on the full grid.</summary>
+    let participantMaps (fit: ParticipantFit) : (string * (string * float[]) list) list =
+        [ for name, c in fit.Contrasts ->
+              name,
+              [ "effect", Contrast.effectSize c
+                "variance", Contrast.effectVariance c
+                "t", Contrast.stat 0.0 c
+                "z", Contrast.zScore 0.0 c
+                "p", Contrast.pValue 0.0 c ]
+              |> List.map (fun (stat, values) -> stat, unmask fit.Mask values) ]
+
+    /// <summary>Writes a subject's outputs under OUTPUT_DIR/sub-X/ with nilearn's save_glm_to_bids names:
+    /// {prefix}_contrast-{c}_stat-{effect,variance,t,z,p}_statmap.nii.gz, {prefix}_run-N_design.tsv,
+    /// {prefix}_mask.nii.gz, {prefix}_statmap.json (model parameters). Every file is written atomically.</summary>
+    /// <returns>The paths written.</returns>
+    let writeParticipant (outputDir: string) (task: string) (space: string) (options: BidsModelOptions) (fit: ParticipantFit) : string list =
+        let folder = Path.Combine(outputDir, $"sub-{fit.Subject}")
+        Directory.CreateDirectory folder |> ignore
+        let prefix = Bids.participantPrefix fit.Subject task space
+        let file (name: string) = Path.Combine(folder, name)
+        let written = ResizeArray<string>()
+
+        for contrast, maps in participantMaps fit do
+            for stat, values in maps do
+                let path = file (Bids.statMapName prefix contrast stat)
+                writeMap path fit.Shape fit.Affine values
+                written.Add path
+
+        let maskPath = file $"{prefix}_mask.nii.gz"
+        writeMap maskPath fit.Shape fit.Affine (fit.Mask |> Array.map (fun b -> if b then 1.0 else 0.0))
+        written.Add maskPath
+
+        fit.Designs
+        |> List.iteri (fun i d ->
+            let runLabel =
+                fit.Runs[i].Entities |> List.tryFind (fst >> (=) "run") |> Option.map snd |> Option.defaultValue (string (i + 1))
+
+            let path = file $"{prefix}_run-{runLabel}_design.tsv"
+            Tables.writeDesign path d
+            written.Add path)
+
+        let quote (s: string) = "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\""
+        let contrasts = String.Join(", ", options.Contrasts |> List.map quote)
+        let noise =
+            match options.Glm.NoiseModel with
+            | Ols -> "ols"
+            | Ar p -> $"ar{p}"
+            | other -> (sprintf "%A" other).ToLowerInvariant()
+
+        let drift =
+            match options.DriftModel with
+            | Cosine hp -> $"\"drift_model\": \"cosine\", \"high_pass\": {Bids.json hp}"
+            | Polynomial o -> $"\"drift_model\": \"polynomial\", \"drift_order\": {o}"
+            | NoDrift -> "\"drift_model\": null"
+
+        let run0 = fit.Runs.Head
+        let sliceTiming = String.Join(", ", run0.SliceTiming |> Array.map Bids.json)
+
+        let hrf = quote (sprintf "%A" options.HrfModel)
+        let scaling = if options.SignalScaling then 0 else 1
+        let confounds = quote (defaultArg options.Confounds "")
+        let runs = String.Join(", ", fit.Runs |> List.map (fun r -> quote (Path.GetFileName r.Bold)))
+
+        let jsonText =
+            StringBuilder()
+                .Append("{\n")
+                .Append($"  \"t_r\": {Bids.json run0.TR},\n  \"slice_time_ref\": {Bids.json run0.SliceTimeRef},\n")
+                .Append($"  \"SliceTiming\": [{sliceTiming}],\n  \"hrf_model\": {hrf},\n  {drift},\n")
+                .Append($"  \"noise_model\": {quote noise},\n  \"signal_scaling\": {scaling},\n")
+                .Append($"  \"smoothing_fwhm\": {Bids.json options.SmoothingFwhm},\n  \"confounds\": {confounds},\n")
+                .Append($"  \"contrasts\": [{contrasts}],\n  \"runs\": [{runs}]\n}}\n")
+                .ToString()
+
+        let jsonPath = file $"{prefix}_statmap.json"
+        Bids.writeTextAtomic jsonPath jsonText
+        written.Add jsonPath
+        List.ofSeq written
+
+    /// <summary>The group level: for each contrast, the subjects' effect maps found under OUTPUT_DIR/sub-*/ are
+    /// fitted voxel-wise with an intercept-only design by OLS (nilearn SecondLevelModel, one-sample t test) over
+    /// the voxels inside every subject's mask.</summary>
+    /// <returns>Per contrast: subjects used, the second-level contrast over the group mask, the group mask, grid,
+    /// affine and zooms.</returns>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">Fewer than 2 subjects with the contrast's effect map, or
+    /// grids that differ.</exception>
+    let fitGroup (outputDir: string) (task: string) (space: string) (contrast: string) =
+        let maps =
+            if Directory.Exists outputDir then
+                Directory.GetDirectories(outputDir, "sub-*")
+                |> Array.sort
+                |> Array.choose (fun d ->
+                    let subject = Path.GetFileName(d).Substring 4
+                    let prefix = Bids.participantPrefix subject task space
+                    let effect = Path.Combine(d, Bids.statMapName prefix contrast "effect")
+                    let mask = Path.Combine(d, $"{prefix}_mask.nii.gz")
+                    if File.Exists effect && File.Exists mask then Some(subject, effect, mask) else None)
+            else
+                [||]
+
+        if maps.Length < 2 then
+            raise (GlmInputException(outputDir, $"the group level needs the effect maps of contrast '{contrast}' of at least 2 subjects, found {maps.Length}: run the participant level first"))
+
+        let images = maps |> Array.map (fun (_, effect, mask) -> Nifti.read effect, Nifti.read mask)
+        let h = (fst images[0]).Header
+        let shape = { X = int h.Shape[0]; Y = int h.Shape[1]; Z = int h.Shape[2] }
+
+        for (_, effect, _), (img, _) in Array.zip maps images do
+            if img.Data.Length <> shape.Count then
+                raise (GlmInputException(effect, "its grid differs from the other subjects' maps"))
+
+        let mask = Array.init shape.Count (fun v -> images |> Array.forall (fun (_, m) -> m.Data[v] <> 0.0))
+        let inMask = mask |> Array.indexed |> Array.filter snd |> Array.map fst
+        let n = maps.Length
+        let data = Array.zeroCreate<float> (n * inMask.Length)
+
+        for k in 0 .. inMask.Length - 1 do
+            for s in 0 .. n - 1 do
+                data[k * n + s] <- (fst images[s]).Data[inMask[k]]
+
+        let design = Array2D.create n 1 1.0
+        let fit = Regression.fit { GlmOptions.defaults with NoiseModel = Ols } design (Float64 data)
+        let c = Contrast.compute fit (array2D [ [ 1.0 ] ]) T
+        maps |> Array.map (fun (s, _, _) -> s) |> List.ofArray, c, mask, shape, h.Affine, h.Zooms |> Array.truncate 3
