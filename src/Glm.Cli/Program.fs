@@ -16,17 +16,21 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Threshold of ParseResults<ThresholdArgs>
     | [<CliPrefix(CliPrefix.None)>] Clusters of ParseResults<ClustersArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench_Glm of ParseResults<BenchGlmCommand.BenchGlmArgs>
+    | [<CliPrefix(CliPrefix.None)>] Simulate of ParseResults<SimulateCommand.SimulateArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bids of ParseResults<BidsCommand.BidsArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Version -> "print the version."
             | Info _ -> "shape, datatype, voxel size, TR, affine and value range of a NIfTI file."
-            | Demo _ -> "run the demo (for now: the NIfTI layer's round trip on a synthetic 4D image)."
+            | Demo _ -> "simulate a small BIDS dataset, run the participant and group levels, write reports, score the recovery."
             | Bench _ -> "benchmarks (bench nifti: read speed and peak memory)."
             | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
             | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
             | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
+            | Simulate _ -> "write a simulated BIDS dataset (raw events + fMRIPrep-like derivatives) with planted activations and ground truth."
+            | Bids _ -> "the BIDS App: BIDS_DIR OUTPUT_DIR participant|group (first level per subject, then the group level)."
 
 [<EntryPoint>]
 let main argv =
@@ -45,6 +49,8 @@ let main argv =
         | [ Threshold args ] -> ThresholdCommand.run args
         | [ Clusters args ] -> ClustersCommand.run args
         | [ Bench_Glm args ] -> BenchGlmCommand.run args
+        | [ Simulate args ] -> SimulateCommand.run args
+        | [ Bids args ] -> BidsCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

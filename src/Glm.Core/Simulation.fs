@@ -301,11 +301,11 @@ module Simulation =
         let regions = plantedRegions shape |> List.map (fun r -> r.Voxels, regressor r.Condition)
         let brain = brainMask shape
         // Per voxel: baseline (1000 in the brain with ±5% texture, 20 outside), a subject-specific gain of the
-        // planted amplitude (±10%), motion leakage weights, and drift slopes.
+        // planted amplitude (±3%), motion leakage weights, and drift slopes.
         let baseline =
             brain |> Array.map (fun b -> if b then 1000.0 * (1.0 + 0.05 * g.Next()) else 20.0 * (1.0 + 0.1 * g.Next()))
 
-        let gain = 1.0 + 0.1 * g.Next()
+        let gain = 1.0 + 0.03 * g.Next()
         let moves = motion g options.Scans
         let leak = Array.init shape.Count (fun _ -> Array.init 6 (fun _ -> 0.002 * g.Next()))
         let slope = Array.init shape.Count (fun _ -> 0.01 * g.Next())
@@ -382,3 +382,40 @@ module Simulation =
 
         for n in 1 .. options.Subjects do
             writeSubject root options n
+
+/// <summary>Agreement of a detection with a ground truth, voxel by voxel.</summary>
+type Recovery =
+    {
+        /// Voxels detected and truly active (hits).
+        Hits: int
+        /// Voxels detected but not active.
+        FalsePositives: int
+        /// Active voxels not detected.
+        Misses: int
+        /// Sørensen–Dice coefficient 2·hits / (detected + active); 1 when both are empty.
+        Dice: float
+    }
+
+/// <summary>Scoring a thresholded map against a simulation's ground truth.</summary>
+module Recovery =
+    /// <summary>Counts hits, false positives and misses of <c>detected</c> against <c>truth</c> (both Fortran order).</summary>
+    /// <exception cref="System.ArgumentException">The arrays differ in length.</exception>
+    let score (truth: bool[]) (detected: bool[]) : Recovery =
+        if truth.Length <> detected.Length then
+            invalidArg (nameof detected) $"has {detected.Length} voxels, the truth {truth.Length}"
+
+        let mutable hits, fp, misses = 0, 0, 0
+
+        for v in 0 .. truth.Length - 1 do
+            match truth[v], detected[v] with
+            | true, true -> hits <- hits + 1
+            | false, true -> fp <- fp + 1
+            | true, false -> misses <- misses + 1
+            | false, false -> ()
+
+        let denominator = 2 * hits + fp + misses
+
+        { Hits = hits
+          FalsePositives = fp
+          Misses = misses
+          Dice = if denominator = 0 then 1.0 else 2.0 * float hits / float denominator }
