@@ -53,7 +53,8 @@ let private robustRange (values: float[]) =
     let inside = values |> Array.filter (fun x -> Double.IsFinite x && x <> 0.0) |> Array.sort
 
     if inside.Length = 0 then 0.0, 1.0
-    else inside[int (0.02 * float (inside.Length - 1))], inside[int (0.98 * float (inside.Length - 1))]
+    // from 0 to 1.4× the 98th percentile: the brain in mid greys, so the coloured voxels stand out
+    else min 0.0 inside[0], 1.4 * inside[int (0.98 * float (inside.Length - 1))]
 
 /// Axial slices (k evenly spaced through the mask) of the thresholded z over the background, in one row; the i axis
 /// runs left to right and j bottom to top, as nilearn's plot_stat_map draws axial cuts in neurological view.
@@ -131,7 +132,7 @@ let mipPng (shape: GridShape) (mask: bool[]) (threshold: float) (zMap: float[]) 
 let contrastPng (columnNames: string[]) (weights: float[]) : byte[] =
     use plot = new Plot()
     let p = weights.Length
-    let heatmap = plot.Add.Heatmap(Array2D.init 1 p (fun _ j -> weights[j]))
+    let heatmap = plot.Add.Heatmap(Array2D.init 2 p (fun _ j -> weights[j]))
     heatmap.Colormap <- Colormaps.Balance()
     let m = weights |> Array.fold (fun a w -> max a (abs w)) 1e-9
     heatmap.ManualRange <- Nullable(ScottPlot.Range(-m, m))

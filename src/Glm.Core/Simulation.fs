@@ -364,7 +364,8 @@ module Simulation =
             $"""{{"RepetitionTime": {invariant options.TR}, "SkullStripped": false, "TaskName": "{options.Task}"}}"""
 
         let csf = physiology |> Array.map (fun p -> 800.0 + 15.0 * p)
-        let wm = physiology |> Array.map (fun p -> 600.0 + 5.0 * p)
+        // white matter has its own slow fluctuation, so the two columns are not collinear
+        let wm = physiology |> Array.mapi (fun t p -> 600.0 + 5.0 * p + 3.0 * cos (2.0 * Math.PI * float t * options.TR / 53.0))
 
         writeText
             (prefix + "_desc-confounds_timeseries.tsv")
