@@ -17,14 +17,26 @@ type BenchNiftiArgs =
             match a with
             | Dir _ -> "folder holding (or to receive) the benchmark image (default: a temporary folder)."
 
+/// Arguments of `fmriglm bench first-level`.
+type BenchFirstLevelArgs =
+    | [<Unique; CustomCommandLine("--dir")>] Bench_Dir of dir: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Bench_Dir _ -> "folder holding (or to receive) the benchmark run and events (default: a temporary folder)."
+
 /// Arguments of `fmriglm bench`.
 type BenchArgs =
     | [<CliPrefix(CliPrefix.None)>] Nifti of ParseResults<BenchNiftiArgs>
+    | [<CliPrefix(CliPrefix.None)>] First_Level of ParseResults<BenchFirstLevelArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Nifti _ -> "NIfTI read time, decompression throughput and peak memory."
+            | First_Level _ ->
+                "FirstLevelModel end to end (read, mask, design, AR(1), 4 contrasts, write) vs reading the input alone."
 
 let private nx, ny, nz, nt = 64, 64, 36, 300
 let private inv = CultureInfo.InvariantCulture
@@ -98,6 +110,104 @@ let measure (file: string) =
     GC.KeepAlive image
     0
 
+
+/// The 4 conditions of the first-level benchmark: 12 s blocks cycling a, b, c, d every 15 s.
+let private benchEvents =
+    let n = 40
+    { Onsets = Array.init n (fun e -> 10.0 + 15.0 * float e)
+      Durations = Array.create n 12.0
+      TrialTypes = Array.init n (fun e -> [| "a"; "b"; "c"; "d" |][e % 4])
+      Modulations = Array.create n 1.0 }
+
+/// Writes the first-level benchmark run: the `bench nifti` brain, AR(1)-like noise, and each condition planted
+/// (3 % signal change) in one quadrant of the brain; plus its events.tsv.
+let private generateFirstLevel (path: string) (eventsPath: string) =
+    let affine =
+        array2D
+            [ [ -3.0; 0.0; 0.0; 96.0 ]
+              [ 0.0; 3.0; 0.0; -96.0 ]
+              [ 0.0; 0.0; 3.5; -60.0 ]
+              [ 0.0; 0.0; 0.0; 1.0 ] ]
+
+    let options =
+        { Nifti.writeOptions [| int64 nx; int64 ny; int64 nz; int64 nt |] affine with
+            TR = Some 2.0
+            Descrip = "fmriglm bench first-level" }
+
+    let per = nx * ny * nz
+    let design, _ = DesignMatrix.makeFirstLevel (DesignMatrix.frameTimes nt 2.0 0.0) (Some benchEvents) DesignMatrix.defaults
+
+    let baseline, quadrant =
+        Array.init per (fun n ->
+            let i, j, k = n % nx, n / nx % ny, n / (nx * ny)
+
+            let r2 =
+                ((float i - 31.5) / 26.0) ** 2.0
+                + ((float j - 31.5) / 30.0) ** 2.0
+                + ((float k - 17.5) / 16.0) ** 2.0
+
+            if r2 < 1.0 then 600.0 + 400.0 * (1.0 - r2), (if i < 32 then 0 else 1) + (if j < 32 then 0 else 2)
+            else 5.0, -1)
+        |> Array.unzip
+
+    let random = Random 20261124
+    let noise = Array.zeroCreate<float> per
+    let volume = Array.zeroCreate<float32> per
+    use writer = Nifti.createWriter path options
+
+    for t in 0 .. nt - 1 do
+        for v in 0 .. per - 1 do
+            let e = random.NextDouble() + random.NextDouble() + random.NextDouble() - 1.5
+            noise[v] <- 0.3 * noise[v] + e
+            let signal = if quadrant[v] >= 0 then 0.03 * design.Values[t, quadrant[v]] else 0.0
+            volume[v] <- float32 (Math.Round(baseline[v] * (1.0 + signal + 0.04 * noise[v])))
+
+        writer.WriteVolume(ReadOnlySpan volume)
+
+    writer.Complete()
+
+    let lines =
+        Array.init benchEvents.Onsets.Length (fun e ->
+            String.Format(inv, "{0}\t{1}\t{2}", benchEvents.Onsets[e], benchEvents.Durations[e], benchEvents.TrialTypes[e]))
+
+    File.WriteAllLines(eventsPath, Array.append [| "onset\tduration\ttrial_type" |] lines)
+
+/// The first argument that makes `fmriglm` run only `measureFirstLevel` (dispatched before Argu, as measureFlag).
+let measureFirstLevelFlag = "--bench-first-level-measure"
+
+/// In a fresh process: FirstLevelModel end to end on the benchmark run, then time and peak working set.
+let measureFirstLevel (file: string) (eventsPath: string) (outDir: string) =
+    GC.Collect()
+    let self = Process.GetCurrentProcess()
+    self.Refresh()
+    let before = self.PeakWorkingSet64
+    let clock = Stopwatch.StartNew()
+    let options = { FirstLevel.defaults with TR = Some 2.0 }
+    let fit = FirstLevel.fit options [ FirstLevel.runFromFiles file (Some eventsPath) None None ]
+    let fitted = clock.Elapsed.TotalSeconds
+
+    let contrasts =
+        [ "a - b"; "c - d"; "a + b - c - d"; "a" ]
+        |> List.map (fun e -> e, FirstLevel.computeContrast fit [ Expression e ] None)
+
+    if Directory.Exists outDir then
+        Directory.Delete(outDir, true)
+
+    FirstLevel.writeOutputs outDir fit contrasts [ ZScore; Stat; PValue; EffectSize; EffectVariance ]
+    let seconds = clock.Elapsed.TotalSeconds
+    GC.Collect()
+    self.Refresh()
+
+    printfn
+        "measured seconds=%s fit=%s peak=%d before=%d values=%d"
+        (seconds.ToString("R", inv))
+        (fitted.ToString("R", inv))
+        self.PeakWorkingSet64
+        before
+        fit.MaskedIndices.Length
+
+    0
+
 let private childCommand (args: string list) =
     let exe = Environment.ProcessPath
 
@@ -106,9 +216,59 @@ let private childCommand (args: string list) =
     else
         exe, args
 
-/// Runs `fmriglm bench nifti`.
+/// Runs the measuring child and returns the fields of its "measured" line.
+let private runChild (args: string list) =
+    let exe, childArgs = childCommand args
+    let info = ProcessStartInfo(exe, childArgs, RedirectStandardOutput = true, UseShellExecute = false)
+    use child = Process.Start info
+    let output = child.StandardOutput.ReadToEnd()
+    child.WaitForExit()
+
+    match output.Split('\n') |> Array.tryFind (fun l -> l.StartsWith "measured ") with
+    | None ->
+        eprintfn "fmriglm: the measuring child process failed (exit %d): %s" child.ExitCode output
+        None
+    | Some line ->
+        Some(fun (name: string) ->
+            line.Trim().Split(' ')
+            |> Array.pick (fun kv -> if kv.StartsWith(name + "=") then Some(kv.Substring(name.Length + 1)) else None))
+
+let private benchFirstLevel (dir: string) =
+    Directory.CreateDirectory dir |> ignore
+    let path = Path.Combine(dir, $"bench_firstlevel_{nx}x{ny}x{nz}x{nt}_float32.nii.gz")
+    let eventsPath = Path.Combine(dir, "bench_firstlevel_events.tsv")
+
+    if not (File.Exists path && File.Exists eventsPath) then
+        printfn "generating %s (streamed) ..." path
+        let clock = Stopwatch.StartNew()
+        generateFirstLevel path eventsPath
+        printfn "  written in %.1f s" clock.Elapsed.TotalSeconds
+
+    let outDir = Path.Combine(dir, "bench_firstlevel_out")
+
+    match runChild [ measureFlag; path ], runChild [ measureFirstLevelFlag; path; eventsPath; outDir ] with
+    | Some read, Some full ->
+        let mib (x: float) = x / 1048576.0
+        let raw = float (nx * ny * nz * nt * 4)
+        let readSeconds = Double.Parse(read "seconds", inv)
+        let readPeak = float (Int64.Parse(read "peak", inv))
+        let seconds = Double.Parse(full "seconds", inv)
+        let fitSeconds = Double.Parse(full "fit", inv)
+        let peak = float (Int64.Parse(full "peak", inv))
+        let before = float (Int64.Parse(full "before", inv))
+        printfn "file               %s (%.1f MiB raw float32, %.1f MiB gzip)" path (mib raw) (mib (float (FileInfo(path).Length)))
+        printfn "read alone         %.2f s, peak working set %.1f MiB (%.2f x raw)" readSeconds (mib readPeak) (readPeak / raw)
+        printfn "first level        %.2f s end to end (read+mask+design+AR(1) fit: %.2f s; contrasts+write: %.2f s), %s voxels in mask" seconds fitSeconds (seconds - fitSeconds) (full "values")
+        printfn "                   peak working set %.1f MiB (%.2f x raw; runtime before: %.1f MiB)" (mib peak) (peak / raw) (mib before)
+        printfn "ratios             time %.2f x read (target 1.5), memory %.2f x raw (target 1.3)" (seconds / readSeconds) (peak / raw)
+        0
+    | _ -> 1
+
+/// Runs `fmriglm bench nifti` or `fmriglm bench first-level`.
 let run (args: ParseResults<BenchArgs>) =
     match args.GetSubCommand() with
+    | First_Level fl ->
+        benchFirstLevel (fl.GetResult(Bench_Dir, defaultValue = Path.Combine(Path.GetTempPath(), "fmriglm-bench")))
     | Nifti nifti ->
         let dir =
             nifti.GetResult(Dir, defaultValue = Path.Combine(Path.GetTempPath(), "fmriglm-bench"))

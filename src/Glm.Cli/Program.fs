@@ -16,6 +16,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Threshold of ParseResults<ThresholdArgs>
     | [<CliPrefix(CliPrefix.None)>] Clusters of ParseResults<ClustersArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench_Glm of ParseResults<BenchGlmCommand.BenchGlmArgs>
+    | [<CliPrefix(CliPrefix.None)>] First_Level of ParseResults<FirstLevelCommand.FirstLevelArgs>
     | [<CliPrefix(CliPrefix.None)>] Simulate of ParseResults<SimulateCommand.SimulateArgs>
     | [<CliPrefix(CliPrefix.None)>] Bids of ParseResults<BidsCommand.BidsArgs>
     interface IArgParserTemplate with
@@ -29,6 +30,7 @@ type FmriGlmArgs =
             | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
             | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
+            | First_Level _ -> "nilearn FirstLevelModel: fit BOLD runs with events/confounds, write contrast maps (BIDS names)."
             | Simulate _ -> "write a simulated BIDS dataset (raw events + fMRIPrep-like derivatives) with planted activations and ground truth."
             | Bids _ -> "the BIDS App: BIDS_DIR OUTPUT_DIR participant|group (first level per subject, then the group level)."
 
@@ -37,6 +39,9 @@ let main argv =
     // `bench nifti` measures in a child process started with this flag; it is dispatched before Argu loads so the
     // child's memory baseline is the runtime's alone.
     if argv.Length = 2 && argv[0] = BenchCommand.measureFlag then BenchCommand.measure argv[1] else
+    if argv.Length = 4 && argv[0] = BenchCommand.measureFirstLevelFlag then
+        BenchCommand.measureFirstLevel argv[1] argv[2] argv[3]
+    else
     let parser = ArgumentParser.Create<FmriGlmArgs>(programName = "fmriglm")
     try
         let results = parser.ParseCommandLine(argv)
@@ -49,6 +54,7 @@ let main argv =
         | [ Threshold args ] -> ThresholdCommand.run args
         | [ Clusters args ] -> ClustersCommand.run args
         | [ Bench_Glm args ] -> BenchGlmCommand.run args
+        | [ First_Level args ] -> FirstLevelCommand.run args
         | [ Simulate args ] -> SimulateCommand.run args
         | [ Bids args ] -> BidsCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0

@@ -1,0 +1,210 @@
+/// `fmriglm first-level`: nilearn's FirstLevelModel(...).fit(runs, events, confounds).compute_contrast(...) on the
+/// command line, writing the maps with nilearn's BIDS-derivative names.
+module FmriGlm.Cli.FirstLevelCommand
+
+open System
+open System.Globalization
+open System.IO
+open Argu
+open Spectre.Console
+open FmriGlm.Core
+
+/// Arguments of `fmriglm first-level`; names and defaults are nilearn's.
+type FirstLevelArgs =
+    | Bold of path: string
+    | [<Unique>] Tr of seconds: float
+    | Events of path: string
+    | Confounds of path: string
+    | [<Unique>] Confound_Columns of names: string
+    | Design_Matrix of path: string
+    | [<Unique>] Signals of path: string
+    | Sample_Mask of indices: string
+    | [<Unique>] Mask of path: string
+    | [<Unique>] No_Mask
+    | [<Unique>] Hrf of model: string
+    | [<Unique>] Fir_Delays of delays: string
+    | [<Unique>] Drift of model: string
+    | [<Unique>] High_Pass of hz: float
+    | [<Unique>] Drift_Order of order: int
+    | [<Unique>] Slice_Time_Ref of fraction: float
+    | [<Unique>] Min_Onset of seconds: float
+    | [<Unique>] Smoothing_Fwhm of mm: float
+    | [<Unique>] Signal_Scaling of scaling: string
+    | [<Unique>] Standardize
+    | [<Unique>] Noise_Model of model: string
+    | [<Unique>] Bins of count: int
+    | [<Unique>] Keep_Diagnostics
+    | [<Unique>] N_Jobs of threads: int
+    | [<Mandatory>] Contrast of definition: string
+    | [<Unique>] Output_Type of kind: string
+    | [<Mandatory; Unique>] Out of dir: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Bold _ -> "4D BOLD run (.nii/.nii.gz); repeat for several runs on the same grid."
+            | Tr _ -> "repetition time, in seconds (needed with --events)."
+            | Events _ -> "BIDS events.tsv of a run; one per --bold, in the same order."
+            | Confounds _ -> "confounds TSV of a run (fMRIPrep desc-confounds_timeseries.tsv); one per --bold."
+            | Confound_Columns _ -> "confound columns to use, comma separated (default: all)."
+            | Design_Matrix _ -> "design matrix TSV of a run, given instead of events; one per --bold."
+            | Signals _ -> "time-by-region TSV (one column per region) instead of images: the ROI GLM."
+            | Sample_Mask _ -> "kept scan indices of a run, comma separated (scrubbing); one per --bold."
+            | Mask _ -> "mask image on the runs' grid (default: compute_epi_mask on the first run)."
+            | No_Mask -> "analyse every voxel (nilearn mask_img=False)."
+            | Hrf _ -> "HRF model: glover (default), spm, 'spm + derivative', ..., fir, none."
+            | Fir_Delays _ -> "FIR delays in scans, comma separated (default 0)."
+            | Drift _ -> "drift model: cosine (default), polynomial or none."
+            | High_Pass _ -> "cosine drift cut-off, in Hz (default 0.01)."
+            | Drift_Order _ -> "polynomial drift order (default 1)."
+            | Slice_Time_Ref _ -> "slice timing reference in [0, 1] (default 0)."
+            | Min_Onset _ -> "start of the oversampled grid before the first scan, in seconds (default -24)."
+            | Smoothing_Fwhm _ -> "Gaussian smoothing FWHM, in mm (default none)."
+            | Signal_Scaling _ -> "0 (default: each voxel's mean), '0,1' (grand mean) or false."
+            | Standardize -> "accepted for nilearn compatibility; has no effect, as in nilearn 0.13.1."
+            | Noise_Model _ -> "ar1 (default), ols, ar2, ..."
+            | Bins _ -> "AR(1) bins (default 100)."
+            | Keep_Diagnostics -> "also write R², residuals and predicted values (nilearn minimize_memory=False)."
+            | N_Jobs _ -> "threads (default: every core); results do not depend on it."
+            | Contrast _ -> "contrast as name=expression, e.g. 'faceVsHouse=face - house'; repeatable."
+            | Output_Type _ -> "all (default), z_score, stat, p_value, effect_size or effect_variance."
+            | Out _ -> "output folder (must not exist or be empty); written atomically."
+
+let private list (text: string) =
+    text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+
+let private optionsOf (args: ParseResults<FirstLevelArgs>) =
+    let firDelays =
+        args.TryGetResult Fir_Delays
+        |> Option.map (list >> Array.map (fun d -> Int32.Parse(d, CultureInfo.InvariantCulture)))
+        |> Option.defaultValue [| 0 |]
+
+    let hrf =
+        match Hrf.parse firDelays (args.GetResult(Hrf, defaultValue = "glover")) with
+        | Ok h -> h
+        | Error accepted -> raise (GlmInputException("--hrf", $"""use one of {String.Join(", ", accepted)}"""))
+
+    let drift =
+        match args.GetResult(Drift, defaultValue = "cosine").ToLowerInvariant() with
+        | "cosine" -> Cosine(args.GetResult(High_Pass, defaultValue = 0.01))
+        | "polynomial" -> Polynomial(args.GetResult(Drift_Order, defaultValue = 1))
+        | "none" -> NoDrift
+        | d -> raise (GlmInputException("--drift", $"'{d}': use cosine, polynomial or none"))
+
+    let mask =
+        match args.TryGetResult Mask, args.Contains No_Mask with
+        | Some _, true -> raise (GlmInputException("--mask", "give --mask or --no-mask, not both"))
+        | Some m, false -> MaskFile m
+        | None, true -> NoMask
+        | None, false -> ComputeEpiMask
+
+    let scaling =
+        match args.GetResult(Signal_Scaling, defaultValue = "0").Replace(" ", "").Trim('(', ')').ToLowerInvariant() with
+        | "0" -> ScaleVoxelMeans
+        | "0,1" -> ScaleGrandMean
+        | "false" -> NoScaling
+        | s -> raise (GlmInputException("--signal-scaling", $"'{s}': use 0, '0,1' or false (nilearn 0.13.1 fails on 1)"))
+
+    let noise =
+        match FirstLevel.parseNoiseModel (args.GetResult(Noise_Model, defaultValue = "ar1")) with
+        | Ok m -> m
+        | Error e -> raise (GlmInputException("--noise-model", e))
+
+    { FirstLevel.defaults with
+        TR = args.TryGetResult Tr
+        SliceTimeRef = args.GetResult(Slice_Time_Ref, defaultValue = 0.0)
+        HrfModel = hrf
+        DriftModel = drift
+        MinOnset = args.GetResult(Min_Onset, defaultValue = -24.0)
+        Mask = mask
+        SmoothingFwhm = args.TryGetResult Smoothing_Fwhm
+        SignalScaling = scaling
+        Standardize = args.Contains Standardize
+        NoiseModel = noise
+        Bins = args.GetResult(Bins, defaultValue = 100)
+        MinimizeMemory = not (args.Contains Keep_Diagnostics)
+        Threads = args.GetResult(N_Jobs, defaultValue = Environment.ProcessorCount) }
+
+let private contrastsOf (args: ParseResults<FirstLevelArgs>) =
+    args.GetResults Contrast
+    |> List.map (fun c ->
+        match c.IndexOf '=' with
+        | i when i > 0 -> c.Substring(0, i).Trim(), c.Substring(i + 1).Trim()
+        | _ -> c.Trim(), c.Trim())
+
+/// Runs `fmriglm first-level`.
+let run (args: ParseResults<FirstLevelArgs>) =
+    let options = optionsOf args
+    let bolds = args.GetResults Bold
+    let perRun (name: string) (values: 'T list) =
+        if not values.IsEmpty && values.Length <> max 1 bolds.Length then
+            raise (GlmInputException(name, $"{values.Length} given for {bolds.Length} --bold runs: give one per run"))
+
+        fun i -> List.tryItem i values
+
+    let events = perRun "--events" (args.GetResults Events)
+    let confounds = perRun "--confounds" (args.GetResults Confounds)
+    let designs = perRun "--design-matrix" (args.GetResults Design_Matrix)
+    let sampleMasks = perRun "--sample-mask" (args.GetResults Sample_Mask)
+    let columns = args.TryGetResult Confound_Columns |> Option.map list
+
+    let outputs =
+        match FirstLevel.parseOutputType (args.GetResult(Output_Type, defaultValue = "all")) with
+        | Ok o -> o
+        | Error accepted -> raise (GlmInputException("--output-type", $"""use one of {String.Join(", ", accepted)}"""))
+
+    let runInput i =
+        let r =
+            { Bold = BoldFile(if bolds.IsEmpty then "" else bolds[i])
+              Events = events i |> Option.map (Tables.readEvents >> fst)
+              Confounds = confounds i |> Option.map (fun c -> Tables.readConfounds c columns)
+              DesignMatrix = designs i |> Option.map Tables.readDesign
+              SampleMask =
+                sampleMasks i
+                |> Option.map (list >> Array.map (fun s -> Int32.Parse(s, CultureInfo.InvariantCulture))) }
+
+        r
+
+    let work (status: string -> unit) =
+        status "reading runs and fitting"
+
+        let fit =
+            match args.TryGetResult Signals, bolds with
+            | Some table, [] ->
+                let d = Tables.readDesign table // a numeric table with a header: one column per region
+                FirstLevel.fitSignals options d.Values (runInput 0)
+            | Some _, _ -> raise (GlmInputException("--signals", "give --signals or --bold, not both"))
+            | None, [] -> raise (GlmInputException("--bold", "at least one run is needed (or --signals)"))
+            | None, _ -> FirstLevel.fit options (List.init bolds.Length runInput)
+
+        status "computing contrasts"
+
+        let contrasts =
+            contrastsOf args
+            |> List.map (fun (name, expression) -> name, FirstLevel.computeContrast fit [ Expression expression ] None)
+
+        status "writing outputs"
+        FirstLevel.writeOutputs (args.GetResult Out) fit contrasts outputs
+        fit, contrasts
+
+    let fit, contrasts =
+        if Console.IsOutputRedirected then
+            work ignore
+        else
+            AnsiConsole.Status().Start("first-level", fun ctx -> work (fun s -> ctx.Status <- s))
+
+    for w in fit.Warnings do
+        eprintfn "warning: %s" w
+
+    for name, c in contrasts do
+        for w in c.Warnings do
+            eprintfn "warning (%s): %s" name w
+
+    printfn
+        "fitted %d run(s), %d voxels in the mask; %d contrast(s) written to %s"
+        fit.Runs.Length
+        fit.MaskedIndices.Length
+        contrasts.Length
+        (Path.GetFullPath(args.GetResult Out))
+
+    0
