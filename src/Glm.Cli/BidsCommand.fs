@@ -220,7 +220,7 @@ let participant (s: BidsSettings) (subject: string) : ParticipantOutput =
                       match ContrastExpression.parse columns name with
                       | Ok w -> w
                       | Error _ -> Array.zeroCreate columns.Length
-                    ZMap = BidsModels.unmask fit.Mask (Contrast.zScore 0.0 c) } ]
+                    ZMap = BidsModels.unmask fit.Mask (Contrast.zScoreWith Nilearn 0.0 c) } ]
           Shape = fit.Shape
           Affine = fit.Affine
           Zooms = fit.Zooms
@@ -274,12 +274,12 @@ let group (s: BidsSettings) : GroupOutput list * string =
                   [ "effect", Contrast.effectSize c
                     "variance", Contrast.effectVariance c
                     "t", Contrast.stat 0.0 c
-                    "z", Contrast.zScore 0.0 c
+                    "z", Contrast.zScoreWith Nilearn 0.0 c
                     "p", Contrast.pValue 0.0 c ]
 
               let files =
                   [ for stat, values in maps ->
-                        let path = Path.Combine(folder, Bids.statMapName prefix label stat)
+                        let path = Path.Combine(folder, Bids.labelledMapName prefix label stat)
                         BidsModels.writeMap path shape affine (BidsModels.unmask mask values)
                         path ]
 
@@ -288,7 +288,7 @@ let group (s: BidsSettings) : GroupOutput list * string =
 
               { Contrast = label
                 Subjects = subjects
-                ZMap = BidsModels.unmask mask (Contrast.zScore 0.0 c)
+                ZMap = BidsModels.unmask mask (Contrast.zScoreWith Nilearn 0.0 c)
                 Mask = mask
                 Files = files @ [ maskPath ] } ]
 

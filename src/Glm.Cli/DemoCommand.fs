@@ -75,7 +75,7 @@ let runIn (dir: string) (subjects: int) (quiet: bool) =
     let lines =
         [ for p in participants do
               for name, c in p.Fit.Contrasts do
-                  let z = BidsModels.unmask p.Fit.Mask (Contrast.zScore 0.0 c)
+                  let z = BidsModels.unmask p.Fit.Mask (Contrast.zScoreWith Nilearn 0.0 c)
 
                   { Level = $"sub-{p.Fit.Subject}"
                     Contrast = name

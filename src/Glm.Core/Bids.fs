@@ -295,7 +295,11 @@ module Bids =
     /// <summary>Name of a contrast's statistic map: "{prefix}_contrast-{label}_stat-{stat}_statmap.nii.gz", stat one
     /// of effect, variance, t, z, p (nilearn save_glm_to_bids).</summary>
     let statMapName (prefix: string) (contrast: string) (stat: string) =
-        $"{prefix}_contrast-{Simulation.contrastLabel contrast}_stat-{stat}_statmap.nii.gz"
+        $"{prefix}_contrast-{FirstLevel.contrastFileName contrast}_stat-{stat}_statmap.nii.gz"
+
+    /// <summary>As <c>statMapName</c> for a contrast already cleaned into a label ("facesMinusHouses").</summary>
+    let labelledMapName (prefix: string) (label: string) (stat: string) =
+        $"{prefix}_contrast-{label}_stat-{stat}_statmap.nii.gz"
 
     /// <summary>Writes text atomically: a uniquely named temporary beside the target, renamed over it, so two
     /// processes never see a half-written file.</summary>

@@ -24,7 +24,8 @@ type BidsModelOptions =
         SignalScaling: bool
     }
 
-/// <summary>The fitted first level of one subject: its runs' designs and the fixed-effects contrasts.</summary>
+/// <summary>The fitted first level of one subject (nilearn FirstLevelModel over its runs): designs, mask and the
+/// fixed-effects contrasts.</summary>
 [<NoEquality; NoComparison>]
 type ParticipantFit =
     {
@@ -64,136 +65,84 @@ module BidsModels =
           Contrasts = []
           SignalScaling = true }
 
-    let private readRun (options: BidsModelOptions) (run: BidsRun) =
-        use reader = Nifti.openVolumes run.Bold
-        let h = reader.Header
+    /// The mean over time of a 4D image, read volume by volume (the report's background).
+    let private meanImage (path: string) =
+        use reader = Nifti.openVolumes path
+        Masking.meanVolume Precision.Double (Seq.init (int reader.VolumeCount) (fun _ -> reader.NextVolume()))
 
-        if h.Shape.Length < 4 then
-            raise (GlmInputException(run.Bold, "is not a 4D image"))
-
-        let shape = { X = int h.Shape[0]; Y = int h.Shape[1]; Z = int h.Shape[2] }
-        let scans = int reader.VolumeCount
-        let zooms = h.Zooms |> Array.truncate 3
-        let volumes = Array.init scans (fun _ -> Array.zeroCreate<float> shape.Count)
-
-        for t in 0 .. scans - 1 do
-            reader.ReadNext(Span volumes[t])
-
-            if options.SmoothingFwhm > 0.0 then
-                volumes[t] <- Masking.smooth Precision.Double shape zooms (Array.create 3 options.SmoothingFwhm) volumes[t]
-
-        shape, h.Affine, zooms, volumes
-
-    /// <summary>Fits one subject: for each run, the design (events, confounds, drifts) at nilearn's frame times,
-    /// the GLM on the mask voxels (percent signal change), each contrast; runs are summed (fixed effects).</summary>
-    /// <exception cref="T:FmriGlm.Core.GlmInputException">Bad files (see <c>Bids.findRuns</c>), grids that differ
-    /// between runs or from the mask, a contrast over unknown columns, an empty mask.</exception>
+    /// <summary>Fits one subject with nilearn's FirstLevelModel (<c>FirstLevel.fit</c>) over all its runs: t_r and
+    /// slice_time_ref of the runs' sidecars, the fMRIPrep brain mask when present (else nilearn's EPI mask), the
+    /// events and the selected confounds of every run; each contrast as <c>compute_contrast</c> computes it (runs
+    /// combined by fixed effects).</summary>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">Bad files (see <c>Bids.findRuns</c>), runs with different
+    /// t_r, grids that differ between runs or from the mask, a contrast over unknown columns, an empty mask.</exception>
     let fitParticipant (options: BidsModelOptions) (subject: string) (runs: BidsRun list) : ParticipantFit =
         if runs.IsEmpty then
             invalidArg (nameof runs) "at least one run"
 
+        let run0 = runs.Head
+
+        for r in runs do
+            if abs (r.TR - run0.TR) > 1e-6 then
+                raise (GlmInputException(r.Bold, $"RepetitionTime {r.TR} s differs from {run0.TR} s of {run0.Bold}: one model needs one t_r"))
+
         let warnings = ResizeArray<string>()
-        let mutable grid: (GridShape * float[,] * float[] * bool[] * float[]) option = None
-        let designs = ResizeArray<DesignMatrix>()
-        let perContrast = options.Contrasts |> List.map (fun c -> c, ResizeArray<Contrast>())
 
-        for run in runs do
-            let shape, affine, zooms, volumes = readRun options run
-            let scans = volumes.Length
+        let inputs =
+            [ for r in runs ->
+                  let events, tableWarnings = Tables.readEvents r.Events
+                  tableWarnings |> List.iter (Tables.describe >> warnings.Add)
 
-            let mask =
-                match grid with
-                | Some(s, _, _, m, _) ->
-                    if s <> shape then
-                        raise (GlmInputException(run.Bold, $"grid {shape.X}×{shape.Y}×{shape.Z} differs from the subject's first run {s.X}×{s.Y}×{s.Z}"))
+                  let confounds =
+                      match options.Confounds, r.Confounds with
+                      | Some strategy, Some path -> Some(Bids.readConfounds path strategy)
+                      | Some _, None ->
+                          raise (GlmInputException(r.Bold, "--confounds was given but no desc-confounds_timeseries.tsv is beside this run"))
+                      | None, _ -> None
 
-                    m
-                | None ->
-                    let mean = Masking.meanVolume Precision.Double volumes
+                  { Bold = BoldFile r.Bold
+                    Events = Some events
+                    Confounds = confounds
+                    DesignMatrix = None
+                    SampleMask = None } ]
 
-                    let mask =
-                        match run.Mask with
-                        | Some path ->
-                            let m = Nifti.read path
-                            if m.Data.Length <> shape.Count then
-                                raise (GlmInputException(path, $"has {m.Data.Length} voxels, the BOLD grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"))
-                            m.Data |> Array.map (fun x -> x <> 0.0)
-                        | None -> (Masking.computeEpiMask Precision.Double Masking.defaultEpiMaskOptions shape mean).Mask
+        let firstLevelOptions =
+            { FirstLevel.defaults with
+                TR = Some run0.TR
+                SliceTimeRef = run0.SliceTimeRef
+                HrfModel = options.HrfModel
+                DriftModel = options.DriftModel
+                Mask =
+                  match run0.Mask with
+                  | Some path -> MaskFile path
+                  | None -> ComputeEpiMask
+                SmoothingFwhm = (if options.SmoothingFwhm > 0.0 then Some options.SmoothingFwhm else None)
+                SignalScaling = (if options.SignalScaling then ScaleVoxelMeans else NoScaling)
+                NoiseModel = options.Glm.NoiseModel
+                Bins = options.Glm.Bins
+                Threads = options.Glm.Threads }
 
-                    if not (Array.exists id mask) then
-                        raise (GlmInputException(defaultArg run.Mask run.Bold, "the brain mask is empty"))
+        let fit = FirstLevel.fit firstLevelOptions inputs
+        warnings.AddRange fit.Warnings
 
-                    grid <- Some(shape, affine, zooms, mask, mean)
-                    mask
+        let contrasts =
+            [ for expression in options.Contrasts ->
+                  let c = FirstLevel.computeContrast fit [ Expression expression ] None
+                  warnings.AddRange c.Warnings
+                  expression, c.Contrast ]
 
-            let inMask = mask |> Array.indexed |> Array.filter snd |> Array.map fst
-            let data = Array.zeroCreate<float> (scans * inMask.Length)
-
-            for k in 0 .. inMask.Length - 1 do
-                let v = inMask[k]
-                let mutable sum = 0.0
-
-                for t in 0 .. scans - 1 do
-                    sum <- sum + volumes[t][v]
-
-                let m = sum / float scans
-
-                for t in 0 .. scans - 1 do
-                    let y = volumes[t][v]
-                    // nilearn's mean_scaling: a voxel whose mean is 0 keeps its values (mean replaced by 1)
-                    data[k * scans + t] <- if options.SignalScaling then (if m = 0.0 then (y - 1.0) * 100.0 else (y / m - 1.0) * 100.0) else y
-
-            let events, tableWarnings = Tables.readEvents run.Events
-            tableWarnings |> List.iter (Tables.describe >> warnings.Add)
-
-            let addRegs =
-                match options.Confounds, run.Confounds with
-                | Some strategy, Some path ->
-                    let names, values = Bids.readConfounds path strategy
-
-                    if Array2D.length1 values <> scans then
-                        raise (GlmInputException(path, $"has {Array2D.length1 values} rows, the BOLD image {scans} scans"))
-
-                    Some(names, values)
-                | Some _, None ->
-                    raise (GlmInputException(run.Bold, "--confounds was given but no desc-confounds_timeseries.tsv is beside this run"))
-                | None, _ -> None
-
-            let frameTimes = DesignMatrix.frameTimes scans run.TR run.SliceTimeRef
-
-            let design, designWarnings =
-                DesignMatrix.makeFirstLevel
-                    frameTimes
-                    (Some events)
-                    { DesignMatrix.defaults with
-                        HrfModel = options.HrfModel
-                        DriftModel = options.DriftModel
-                        AddRegs = addRegs |> Option.map snd
-                        AddRegNames = addRegs |> Option.map fst }
-
-            designWarnings |> List.iter (DesignMatrix.describe >> warnings.Add)
-            designs.Add design
-            let fit = Regression.fit options.Glm design.Values (Float64 data)
-
-            for expression, acc in perContrast do
-                match ContrastExpression.parse (List.ofArray design.ColumnNames) expression with
-                | Ok weights ->
-                    let w = Array2D.init 1 weights.Length (fun _ j -> weights[j])
-                    acc.Add(Contrast.compute fit w T)
-                | Error e -> raise (GlmInputException($"--contrast '{expression}'", $"{e.Message} (run {run.Bold})"))
-
-        let shape, affine, zooms, mask, mean = grid.Value
+        let header = Nifti.readHeader run0.Bold
 
         { Subject = subject
           Runs = runs
-          Designs = List.ofSeq designs
+          Designs = fit.Runs |> Array.map (fun r -> r.Design) |> List.ofArray
           Warnings = List.ofSeq warnings |> List.distinct
-          Shape = shape
-          Affine = affine
-          Zooms = zooms
-          Mask = mask
-          MeanImage = mean
-          Contrasts = perContrast |> List.map (fun (c, acc) -> c, List.sum (List.ofSeq acc)) }
+          Shape = fit.Shape
+          Affine = fit.Affine
+          Zooms = header.Zooms |> Array.truncate 3
+          Mask = fit.Mask
+          MeanImage = meanImage run0.Bold
+          Contrasts = contrasts }
 
     /// <summary>Values over the mask voxels spread onto the full grid, 0 outside.</summary>
     let unmask (mask: bool[]) (values: float[]) : float[] =
@@ -218,7 +167,7 @@ module BidsModels =
               [ "effect", Contrast.effectSize c
                 "variance", Contrast.effectVariance c
                 "t", Contrast.stat 0.0 c
-                "z", Contrast.zScore 0.0 c
+                "z", Contrast.zScoreWith Nilearn 0.0 c
                 "p", Contrast.pValue 0.0 c ]
               |> List.map (fun (stat, values) -> stat, unmask fit.Mask values) ]
 
@@ -297,6 +246,7 @@ module BidsModels =
     /// <exception cref="T:FmriGlm.Core.GlmInputException">Fewer than 2 subjects with the contrast's effect map, or
     /// grids that differ.</exception>
     let fitGroup (outputDir: string) (task: string) (space: string) (contrast: string) =
+        // contrast: the label of the file names ("facesMinusHouses")
         let maps =
             if Directory.Exists outputDir then
                 Directory.GetDirectories(outputDir, "sub-*")
@@ -304,7 +254,7 @@ module BidsModels =
                 |> Array.choose (fun d ->
                     let subject = Path.GetFileName(d).Substring 4
                     let prefix = Bids.participantPrefix subject task space
-                    let effect = Path.Combine(d, Bids.statMapName prefix contrast "effect")
+                    let effect = Path.Combine(d, Bids.labelledMapName prefix contrast "effect")
                     let mask = Path.Combine(d, $"{prefix}_mask.nii.gz")
                     if File.Exists effect && File.Exists mask then Some(subject, effect, mask) else None)
             else

@@ -78,19 +78,7 @@ module Simulation =
 
     /// <summary>A contrast as a file-name label: "faces - houses" → "facesMinusHouses" (nilearn's
     /// <c>_clean_contrast_name</c> style).</summary>
-    let contrastLabel (contrast: string) =
-        let words =
-            contrast
-                .Replace("-", " minus ")
-                .Replace("+", " plus ")
-                .Replace("*", " times ")
-                .Split([| ' '; '\t'; '('; ')' |], StringSplitOptions.RemoveEmptyEntries)
-            |> Array.map (fun w -> String(w |> Seq.filter Char.IsLetterOrDigit |> Array.ofSeq))
-            |> Array.filter (fun w -> w.Length > 0)
-
-        words
-        |> Array.mapi (fun i w -> if i = 0 then w else string (Char.ToUpperInvariant w[0]) + w.Substring 1)
-        |> String.concat ""
+    let contrastLabel (contrast: string) = FirstLevel.contrastFileName contrast
 
     /// <summary>The 4×4 affine: isotropic voxels, the grid centred on the origin, RAS.</summary>
     let affine (options: SimulationOptions) =

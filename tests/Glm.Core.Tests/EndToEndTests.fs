@@ -68,7 +68,7 @@ let tests =
 
             for fit in fits do
                 for name, c in fit.Contrasts do
-                    let r = detected options.Shape fit.Mask (Simulation.groundTruth options.Shape name) (BidsModels.unmask fit.Mask (Contrast.zScore 0.0 c))
+                    let r = detected options.Shape fit.Mask (Simulation.groundTruth options.Shape name) (BidsModels.unmask fit.Mask (Contrast.zScoreWith Nilearn 0.0 c))
                     Expect.isGreaterThanOrEqual r.Dice 0.7 $"sub-{fit.Subject} {name}: {r}"
 
                 let files = Directory.GetFiles(Path.Combine(output, $"sub-{fit.Subject}")) |> Array.map Path.GetFileName
