@@ -338,6 +338,44 @@ module Permutation =
           Full: float[][]
           Position: int[] }
 
+    /// numpy's float32 sum along a contiguous axis: pairwise summation (8 accumulators up to 128 values, halves
+    /// beyond), every step rounded to float32. Matching it matters: nilearn normalises float32 maps in float32 and
+    /// t amplifies the rounding of the norm.
+    let rec private pairwise32 (a: float32[]) (start: int) (count: int) : float32 =
+        if count < 8 then
+            let mutable r = 0.0f
+
+            for i in start .. start + count - 1 do
+                r <- r + a[i]
+
+            r
+        elif count <= 128 then
+            let acc = Array.init 8 (fun j -> a[start + j])
+            let mutable i = 8
+
+            while i < count - count % 8 do
+                for j in 0..7 do
+                    acc[j] <- acc[j] + a[start + i + j]
+
+                i <- i + 8
+
+            let mutable r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+            while i < count do
+                r <- r + a[start + i]
+                i <- i + 1
+
+            r
+        else
+            let half = count / 2 - (count / 2) % 8
+            pairwise32 a start half + pairwise32 a (start + half) (count - half)
+
+    /// nilearn's normalize_matrix_on_axis on a float32 column: y / sqrt(Σ y²), all in float32.
+    let private normalizeFloat32 (y: float32[]) =
+        let squares = y |> Array.map (fun a -> a * a)
+        let norm = sqrt (pairwise32 squares 0 squares.Length)
+        y |> Array.map (fun a -> float (a / norm))
+
     let private normalize (v: float[]) =
         let norm = sqrt (Array.sumBy (fun x -> x * x) v)
         v |> Array.map (fun x -> x / norm)
@@ -445,7 +483,7 @@ module Permutation =
             else orthonormalize (Array2D.init n nCovars (fun i k -> confoundColumns[k][i]))
 
         let c = z.Length
-        let x = tested |> normalize |> residualize z |> normalize
+        let x = if c = 0 then normalize tested else tested |> normalize |> residualize z |> normalize
         let dofFactor = float (n - c) - 1.0
 
         // --- targets: normalised, confounds regressed out, normalised again; all-zero voxels are left out ---
@@ -458,11 +496,21 @@ module Permutation =
         let valid = Array.zeroCreate<bool> voxels
 
         Parallel.For(0, voxels, ParallelOptions(MaxDegreeOfParallelism = max 1 options.Threads), fun v ->
-            let y = Array.init n (value v)
-            let norm = sqrt (Array.sumBy (fun a -> a * a) y)
+            // nilearn normalises the masked data in their dtype: float32 maps are normalised in float32
+            let normalized =
+                match data with
+                | Float32 a -> normalizeFloat32 (Array.sub a (v * n) n)
+                | Float64 _ ->
+                    let y = Array.init n (value v)
+                    let norm = sqrt (Array.sumBy (fun a -> a * a) y)
+                    y |> Array.map (fun a -> a / norm)
 
-            if norm > 0.0 then
-                let r = residualize z (y |> Array.map (fun a -> a / norm))
+            if c = 0 then
+                if Array.forall Double.IsFinite normalized then
+                    columns[v] <- normalized
+                    valid[v] <- true
+            else if Array.forall Double.IsFinite normalized then
+                let r = residualize z normalized
                 let rn = sqrt (Array.sumBy (fun a -> a * a) r)
 
                 if rn > 0.0 then
