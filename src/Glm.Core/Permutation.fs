@@ -833,3 +833,37 @@ module Permutation =
           Clusters = clusters
           Tfce = tfce
           Warnings = List.ofSeq warnings }
+
+    /// <summary>nilearn's <c>non_parametric_inference</c> on arrays: the tested variate is design · contrast (one
+    /// row), the design columns the contrast leaves at 0 are the confounds, then <see cref="permutedOls"/>.</summary>
+    /// <exception cref="GlmInputException">The contrast is not one row over the design's columns, or the design's
+    /// row count differs from the number of maps.</exception>
+    let nonParametricInference
+        (options: PermutationOptions)
+        (grid: MaskedGrid option)
+        (design: DesignMatrix)
+        (contrast: SecondLevelContrast)
+        (data: VoxelData)
+        : PermutationResult =
+        let weights = SecondLevel.contrastWeights design contrast
+        let rows, columns = Array2D.length1 design.Values, Array2D.length2 design.Values
+
+        if Array2D.length1 weights <> 1 then
+            raise (GlmInputException("second_level_contrast", $"non_parametric_inference tests one contrast row, not {Array2D.length1 weights}"))
+
+        let length =
+            match data with
+            | Float64 a -> a.Length
+            | Float32 a -> a.Length
+
+        if length % rows <> 0 then
+            raise (GlmInputException("design_matrix", $"{rows} rows do not match the maps ({length} values)"))
+
+        let tested = Array.init rows (fun r -> Seq.sum (seq { for c in 0 .. columns - 1 -> design.Values[r, c] * weights[0, c] }))
+        let kept = [| for c in 0 .. columns - 1 do if weights[0, c] = 0.0 then yield c |]
+
+        let confounds =
+            if kept.Length = 0 then None
+            else Some(Array2D.init rows kept.Length (fun r k -> design.Values[r, kept[k]]))
+
+        permutedOls options grid tested confounds data
