@@ -16,6 +16,8 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Threshold of ParseResults<ThresholdArgs>
     | [<CliPrefix(CliPrefix.None)>] Clusters of ParseResults<ClustersArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench_Glm of ParseResults<BenchGlmCommand.BenchGlmArgs>
+    | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<SecondLevelCommand.SecondLevelArgs>
+    | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -27,6 +29,8 @@ type FmriGlmArgs =
             | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
             | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
+            | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
+            | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
 
 [<EntryPoint>]
 let main argv =
@@ -45,6 +49,8 @@ let main argv =
         | [ Threshold args ] -> ThresholdCommand.run args
         | [ Clusters args ] -> ClustersCommand.run args
         | [ Bench_Glm args ] -> BenchGlmCommand.run args
+        | [ Second_Level args ] -> SecondLevelCommand.run args
+        | [ Permute args ] -> PermuteCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0
