@@ -689,22 +689,40 @@ module Permutation =
 
                         if fast then
                             let row = p * tile
+                            // one vectorised pass: running maximum, and a scalar look only at vectors holding a
+                            // supra-threshold value (rare under the null)
+                            let bt = defaultArg bThreshold Double.PositiveInfinity
+                            let btv = Vector<float>(bt)
+                            let mutable bestV = Vector<float>(Double.NegativeInfinity)
+                            let whole = valid / lanes * lanes
+                            let mutable j = 0
 
-                            for j in 0 .. valid - 1 do
+                            let visit (j: int) =
                                 let b = out[row + j]
+
+                                if b > bt || (two && -b > bt) then
+                                    s.Grid[p].Add(g.Value.Voxels[used[v0 + j]])
+                                    s.Values[p].Add(toT b 0.0)
+                                    s.Signs[p].Add(b > 0.0)
+
+                            while j < whole do
+                                let raw = Vector<float>(out, row + j)
+                                let v = if two then Vector.Abs raw else raw
+                                bestV <- Vector.Max(bestV, v)
+                                if Vector.GreaterThanAny(v, btv) then
+                                    for q in j .. j + lanes - 1 do
+                                        visit q
+
+                                j <- j + lanes
+
+                            for q in 0 .. lanes - 1 do
+                                if bestV[q] > best then best <- bestV[q]
+
+                            for q in whole .. valid - 1 do
+                                let b = out[row + q]
                                 let b = if two then abs b else b
                                 if b > best then best <- b
-
-                            match bThreshold with
-                            | Some bt ->
-                                for j in 0 .. valid - 1 do
-                                    let b = out[row + j]
-
-                                    if b > bt || (two && -b > bt) then
-                                        s.Grid[p].Add(g.Value.Voxels[used[v0 + j]])
-                                        s.Values[p].Add(toT b 0.0)
-                                        s.Signs[p].Add(b > 0.0)
-                            | None -> ()
+                                visit q
 
                             if options.Tfce then
                                 for j in 0 .. valid - 1 do
