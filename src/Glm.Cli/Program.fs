@@ -19,6 +19,8 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] First_Level of ParseResults<FirstLevelCommand.FirstLevelArgs>
     | [<CliPrefix(CliPrefix.None)>] Simulate of ParseResults<SimulateCommand.SimulateArgs>
     | [<CliPrefix(CliPrefix.None)>] Bids of ParseResults<BidsCommand.BidsArgs>
+    | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<SecondLevelCommand.SecondLevelArgs>
+    | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -33,6 +35,8 @@ type FmriGlmArgs =
             | First_Level _ -> "nilearn FirstLevelModel: fit BOLD runs with events/confounds, write contrast maps (BIDS names)."
             | Simulate _ -> "write a simulated BIDS dataset (raw events + fMRIPrep-like derivatives) with planted activations and ground truth."
             | Bids _ -> "the BIDS App: BIDS_DIR OUTPUT_DIR participant|group (first level per subject, then the group level)."
+            | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
+            | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
 
 [<EntryPoint>]
 let main argv =
@@ -57,6 +61,8 @@ let main argv =
         | [ First_Level args ] -> FirstLevelCommand.run args
         | [ Simulate args ] -> SimulateCommand.run args
         | [ Bids args ] -> BidsCommand.run args
+        | [ Second_Level args ] -> SecondLevelCommand.run args
+        | [ Permute args ] -> PermuteCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

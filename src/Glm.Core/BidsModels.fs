@@ -127,7 +127,7 @@ module BidsModels =
 
         let contrasts =
             [ for expression in options.Contrasts ->
-                  let c = FirstLevel.computeContrast fit [ Expression expression ] None
+                  let c = FirstLevel.computeContrast fit [ ContrastDefinition.Expression expression ] None
                   warnings.AddRange c.Warnings
                   expression, c.Contrast ]
 
