@@ -238,9 +238,9 @@ module BidsModels =
         written.Add jsonPath
         List.ofSeq written
 
-    /// <summary>The group level: for each contrast, the subjects' effect maps found under OUTPUT_DIR/sub-*/ are
-    /// fitted voxel-wise with an intercept-only design by OLS (nilearn SecondLevelModel, one-sample t test) over
-    /// the voxels inside every subject's mask.</summary>
+    /// <summary>The group level: the subjects' effect maps of one contrast found under OUTPUT_DIR/sub-*/ fitted by
+    /// nilearn's SecondLevelModel (<c>SecondLevel.fit</c>) with an intercept-only design (one-sample t test) over the
+    /// voxels inside every subject's mask.</summary>
     /// <returns>Per contrast: subjects used, the second-level contrast over the group mask, the group mask, grid,
     /// affine and zooms.</returns>
     /// <exception cref="T:FmriGlm.Core.GlmInputException">Fewer than 2 subjects with the contrast's effect map, or
@@ -272,15 +272,10 @@ module BidsModels =
                 raise (GlmInputException(effect, "its grid differs from the other subjects' maps"))
 
         let mask = Array.init shape.Count (fun v -> images |> Array.forall (fun (_, m) -> m.Data[v] <> 0.0))
-        let inMask = mask |> Array.indexed |> Array.filter snd |> Array.map fst
-        let n = maps.Length
-        let data = Array.zeroCreate<float> (n * inMask.Length)
-
-        for k in 0 .. inMask.Length - 1 do
-            for s in 0 .. n - 1 do
-                data[k * n + s] <- (fst images[s]).Data[inMask[k]]
-
-        let design = Array2D.create n 1 1.0
-        let fit = Regression.fit { GlmOptions.defaults with NoiseModel = Ols } design (Float64 data)
-        let c = Contrast.compute fit (array2D [ [ 1.0 ] ]) T
+        let volumes = images |> Array.map (fun (img, _) -> img.Data |> Array.map float32)
+        // nilearn's SecondLevelModel with mask_img = the intersection of the subjects' masks, intercept-only design
+        let input = SecondLevelImages.ofVolumes outputDir shape h.Affine volumes (Some mask) None
+        let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create maps.Length 1 1.0 }
+        let fit = SecondLevel.fit GlmOptions.defaults.Threads design (Float32 input.Data)
+        let c = SecondLevel.computeContrast fit Default None
         maps |> Array.map (fun (s, _, _) -> s) |> List.ofArray, c, mask, shape, h.Affine, h.Zooms |> Array.truncate 3
