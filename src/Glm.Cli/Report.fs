@@ -132,7 +132,8 @@ let mipPng (shape: GridShape) (mask: bool[]) (threshold: float) (zMap: float[]) 
 let contrastPng (columnNames: string[]) (weights: float[]) : byte[] =
     use plot = new Plot()
     let p = weights.Length
-    let heatmap = plot.Add.Heatmap(Array2D.init 2 p (fun _ j -> weights[j]))
+    // ScottPlot 5 draws nothing for a one-row or one-column heatmap: the row (and a single column) is doubled
+    let heatmap = plot.Add.Heatmap(Array2D.init 2 (max 2 p) (fun _ j -> weights[min j (p - 1)]))
     heatmap.Colormap <- Colormaps.Balance()
     let m = weights |> Array.fold (fun a w -> max a (abs w)) 1e-9
     heatmap.ManualRange <- Nullable(ScottPlot.Range(-m, m))
