@@ -254,9 +254,13 @@ module Bids =
         let motion = [ "trans_x"; "trans_y"; "trans_z"; "rot_x"; "rot_y"; "rot_z" ]
         let parts = strategy.Split('+', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
 
-        let named =
-            parts
-            |> Array.forall (fun p -> List.contains p [ "motion6"; "motion12"; "motion24"; "csf"; "wm"; "gs" ])
+        let known = [ "motion6"; "motion12"; "motion24"; "csf"; "wm"; "gs" ]
+        let named = parts |> Array.forall (fun p -> List.contains p known)
+
+        // "motion6+framewise": a strategy with a part we do not know, not a column list
+        if not named && strategy.Contains '+' then
+            let unknown = parts |> Array.filter (fun p -> not (List.contains p known))
+            raise (GlmInputException($"--confounds {strategy}", $"""unknown strategy part '{unknown[0]}': use motion6, motion12 or motion24 with +csf, +wm, +gs, or a comma-separated list of columns of {source}"""))
 
         let columns =
             if named then

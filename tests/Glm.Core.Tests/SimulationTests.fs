@@ -112,6 +112,9 @@ let tests =
                 let query = { Task = small.Task; Space = Simulation.space; Subjects = []; ImgFilters = []; Derivatives = None }
                 expectInput (fun () -> Bids.findRuns root query "01" |> ignore) [ "no events.tsv"; "desc-preproc_bold" ]
 
+            testCase "an unknown part of a confound strategy names the part and the known ones" <| fun () ->
+                expectInput (fun () -> Bids.confoundColumns "c.tsv" [| "csf" |] "motion6+framewise" |> ignore) [ "'framewise'"; "motion24"; "+csf" ]
+
             testCase "an unknown confound column names the table's columns" <| fun () ->
                 expectInput (fun () -> Bids.confoundColumns "c.tsv" [| "csf" |] "framewise" |> ignore) [ "c.tsv"; "'framewise'"; "csf" ]
         ]
