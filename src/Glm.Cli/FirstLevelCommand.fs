@@ -103,7 +103,8 @@ let private optionsOf (args: ParseResults<FirstLevelArgs>) =
         | "0" -> ScaleVoxelMeans
         | "0,1" -> ScaleGrandMean
         | "false" -> NoScaling
-        | s -> raise (GlmInputException("--signal-scaling", $"'{s}': use 0, '0,1' or false (nilearn 0.13.1 fails on 1)"))
+        | s ->
+            raise (GlmInputException("--signal-scaling", $"'{s}': use 0, '0,1' or false (nilearn 0.13.1 fails on 1)"))
 
     let noise =
         match FirstLevel.parseNoiseModel (args.GetResult(Noise_Model, defaultValue = "ar1")) with
@@ -136,6 +137,7 @@ let private contrastsOf (args: ParseResults<FirstLevelArgs>) =
 let run (args: ParseResults<FirstLevelArgs>) =
     let options = optionsOf args
     let bolds = args.GetResults Bold
+
     let perRun (name: string) (values: 'T list) =
         if not values.IsEmpty && values.Length <> max 1 bolds.Length then
             raise (GlmInputException(name, $"{values.Length} given for {bolds.Length} --bold runs: give one per run"))

@@ -169,7 +169,12 @@ module FirstLevel =
 
     /// <summary>A run from files: BOLD, optional events and confounds TSV (all confound columns, or those named).</summary>
     /// <exception cref="GlmInputException">A table cannot be read.</exception>
-    let runFromFiles (bold: string) (events: string option) (confounds: string option) (confoundColumns: string[] option) =
+    let runFromFiles
+        (bold: string)
+        (events: string option)
+        (confounds: string option)
+        (confoundColumns: string[] option)
+        =
         { Bold = BoldFile bold
           Events = events |> Option.map (Tables.readEvents >> fst)
           Confounds = confounds |> Option.map (fun c -> Tables.readConfounds c confoundColumns)
@@ -248,7 +253,12 @@ module FirstLevel =
     /// "_" → space, then camelCase (first word lower case, later words title-cased) and only letters and digits.</summary>
     let contrastFileName (name: string) : string =
         let spaced =
-            name.Replace("-", " Minus ").Replace("+", " Plus ").Replace(">", " Gt ").Replace("<", " Lt ").Replace("_", " ")
+            name
+                .Replace("-", " Minus ")
+                .Replace("+", " Plus ")
+                .Replace(">", " Gt ")
+                .Replace("<", " Lt ")
+                .Replace("_", " ")
 
         let title (w: string) =
             // Python's str.title: upper case after a non-letter, lower case after a letter.
@@ -258,7 +268,12 @@ module FirstLevel =
             for i in 0 .. chars.Length - 1 do
                 let c = chars[i]
 
-                chars[i] <- (if previousLetter then Char.ToLowerInvariant c else Char.ToUpperInvariant c)
+                chars[i] <-
+                    (if previousLetter then
+                         Char.ToLowerInvariant c
+                     else
+                         Char.ToUpperInvariant c)
+
                 previousLetter <- Char.IsLetter c
 
             String chars
@@ -310,7 +325,13 @@ module FirstLevel =
     let parseNoiseModel (text: string) : Result<NoiseModel, string> =
         match text with
         | "ols" -> Ok Ols
-        | t when t.StartsWith "ar" && t.Length > 2 && Seq.forall Char.IsDigit t[2..] && int t[2..] >= 1 -> Ok(Ar(int t[2..]))
+        | t when
+            t.StartsWith "ar"
+            && t.Length > 2
+            && Seq.forall Char.IsDigit t[2..]
+            && int t[2..] >= 1
+            ->
+            Ok(Ar(int t[2..]))
         | _ -> Error "noise_model must be 'ols' or 'arN' with N ≥ 1 ('ar1', 'ar2', …)"
 
     // ---------------------------------------------------------------- reading runs
@@ -337,16 +358,30 @@ module FirstLevel =
             let h = Nifti.readHeader path
             let s = h.Shape
 
-            if s.Length < 4 || s[3] < 1L || (s.Length > 4 && Array.exists (fun x -> x <> 1L) s[4..]) then
-                raise (GlmInputException(path, $"""a run must be a 4D image; this one has shape {String.Join("×", s)}"""))
+            if
+                s.Length < 4
+                || s[3] < 1L
+                || (s.Length > 4 && Array.exists (fun x -> x <> 1L) s[4..])
+            then
+                raise (
+                    GlmInputException(path, $"""a run must be a 4D image; this one has shape {String.Join("×", s)}""")
+                )
 
-            { X = int s[0]; Y = int s[1]; Z = int s[2] }, h.Affine, int s[3], h.Datatype = NiftiDatatype.Float32
+            { X = int s[0]
+              Y = int s[1]
+              Z = int s[2] },
+            h.Affine,
+            int s[3],
+            h.Datatype = NiftiDatatype.Float32
         | BoldVolumes(shape, affine, volumes) ->
             if volumes.Length = 0 then
                 raise (GlmInputException(describe source run, "no volume"))
 
             match volumes |> Array.tryFindIndex (fun v -> isNull v || v.Length <> shape.Count) with
-            | Some t -> raise (GlmInputException(describe source run, $"volume {t} does not have the grid's {shape.Count} voxels"))
+            | Some t ->
+                raise (
+                    GlmInputException(describe source run, $"volume {t} does not have the grid's {shape.Count} voxels")
+                )
             | None -> ()
 
             shape, affine, volumes.Length, true
@@ -384,7 +419,12 @@ module FirstLevel =
         kept |> Array.iteri (fun row t -> rows[t].Add row)
 
         let voxelSizes =
-            Array.init 3 (fun j -> sqrt (affine[0, j] * affine[0, j] + affine[1, j] * affine[1, j] + affine[2, j] * affine[2, j]))
+            Array.init 3 (fun j ->
+                sqrt (
+                    affine[0, j] * affine[0, j]
+                    + affine[1, j] * affine[1, j]
+                    + affine[2, j] * affine[2, j]
+                ))
 
         volumes source
         |> Seq.truncate rows.Length
@@ -402,49 +442,135 @@ module FirstLevel =
 
         data
 
-    let private resolveMask (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) (first: BoldSource) isSingle =
+    let private resolveMask
+        (options: FirstLevelOptions)
+        (shape: GridShape)
+        (affine: float[,])
+        (first: BoldSource)
+        isSingle
+        =
         match options.Mask with
         | NoMask -> Array.create shape.Count true, []
         | MaskArray m ->
             if isNull m || m.Length <> shape.Count then
-                raise (GlmInputException("mask", $"the mask has {(if isNull m then 0 else m.Length)} voxels, the runs' grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"))
+                raise (
+                    GlmInputException(
+                        "mask",
+                        $"the mask has {(if isNull m then 0 else m.Length)} voxels, the runs' grid {shape.X}×{shape.Y}×{shape.Z} has {shape.Count}"
+                    )
+                )
 
             Array.copy m, []
         | MaskFile path ->
             let image = Nifti.read path
             let s = image.Header.Shape
 
-            if s.Length < 3 || int s[0] <> shape.X || int s[1] <> shape.Y || int s[2] <> shape.Z
-               || (s.Length > 3 && Array.exists (fun x -> x <> 1L) s[3..]) then
-                raise (GlmInputException(path, $"""the mask's shape {String.Join("×", s)} is not the runs' grid {shape.X}×{shape.Y}×{shape.Z}"""))
+            if
+                s.Length < 3
+                || int s[0] <> shape.X
+                || int s[1] <> shape.Y
+                || int s[2] <> shape.Z
+                || (s.Length > 3 && Array.exists (fun x -> x <> 1L) s[3..])
+            then
+                raise (
+                    GlmInputException(
+                        path,
+                        $"""the mask's shape {String.Join("×", s)} is not the runs' grid {shape.X}×{shape.Y}×{shape.Z}"""
+                    )
+                )
 
             if not (sameAffine image.Header.Affine affine) then
-                raise (GlmInputException(path, "the mask's affine differs from the runs' affine (resampling is not supported)"))
+                raise (
+                    GlmInputException(
+                        path,
+                        "the mask's affine differs from the runs' affine (resampling is not supported)"
+                    )
+                )
 
             image.Data |> Array.map (fun x -> x <> 0.0), []
         | ComputeEpiMask ->
             let precision = if isSingle then Precision.Single else Precision.Double
             let mean = Masking.meanVolume precision (volumes first)
-            let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
+            let result =
+                Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
             result.Mask, result.Warnings
 
-    /// The computed mask and the first run's full series (scans × grid voxels, float32), read in one pass: the
-    /// mean is accumulated while the volumes are stored, so the run is decompressed once, not twice.
+    /// The series of a run's candidate voxels, volumes in file order: <c>Data[t·Candidates + Position[v]]</c>.
+    type private Preloaded =
+        { Data: float32[]
+          Candidates: int
+          /// Column of each grid voxel in Data, −1 when it was not stored.
+          Position: int[] }
+
+    /// The computed mask and, when they hold every masked voxel, the first run's series of the voxels likely to be
+    /// in the mask, read in the same single pass that accumulates the mean (the run is decompressed once). Likely:
+    /// a first-volume value of at least a quarter of its 90th percentile — brain, not background. Voxels the
+    /// mask then holds but the guess left out (Preloaded = None) are read in a second pass instead.
     let private computeMaskInOnePass (shape: GridShape) (scans: int) (first: BoldSource) isSingle =
         let precision = if isSingle then Precision.Single else Precision.Double
-        let full = Array.zeroCreate<float32> (scans * shape.Count)
+        let grid = shape.Count
+        let volume = Array.zeroCreate<float32> grid
+        let buffer = Array.zeroCreate<float> grid
+        let mutable stored: float32[] = null
+        let mutable candidates: int[] = null
 
-        let stored =
-            volumes first
-            |> Seq.mapi (fun t v ->
-                for x in 0 .. v.Length - 1 do
-                    full[x * scans + t] <- float32 v[x]
+        let keep (t: int) =
+            if t = 0 then
+                let finite = volume |> Array.filter System.Single.IsFinite
 
-                v)
+                let cut =
+                    if finite.Length = 0 then
+                        Single.NegativeInfinity
+                    else
+                        Array.sortInPlace finite
+                        let q90 = finite[int (0.9 * float (finite.Length - 1))]
+                        if q90 > 0.0f then 0.25f * q90 else Single.NegativeInfinity
 
-        let mean = Masking.meanVolume precision stored
+                candidates <- [| for v in 0 .. grid - 1 do if not (volume[v] < cut) then yield v |]
+                stored <- Array.zeroCreate (scans * candidates.Length)
+
+            let nc = candidates.Length
+
+            for c in 0 .. nc - 1 do
+                stored[t * nc + c] <- volume[candidates[c]]
+
+            for x in 0 .. grid - 1 do
+                buffer[x] <- float volume[x]
+
+            buffer
+
+        let series =
+            seq {
+                match first with
+                | BoldFile path ->
+                    use reader = Nifti.openVolumes path
+
+                    for t in 0 .. scans - 1 do
+                        reader.ReadNext(Span volume)
+                        yield keep t
+                | BoldVolumes(_, _, vs) ->
+                    for t in 0 .. scans - 1 do
+                        Array.blit vs[t] 0 volume 0 grid
+                        yield keep t
+            }
+
+        let mean = Masking.meanVolume precision series
         let result = Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
-        result.Mask, result.Warnings, full
+        let position = Array.create grid -1
+        candidates |> Array.iteri (fun c v -> position[v] <- c)
+
+        let preloaded =
+            if Array.exists2 (fun inMask p -> inMask && p < 0) result.Mask position then
+                None
+            else
+                Some
+                    { Data = stored
+                      Candidates = candidates.Length
+                      Position = position }
+
+        result.Mask, result.Warnings, preloaded
 
     // ---------------------------------------------------------------- fit
 
@@ -463,8 +589,16 @@ module FirstLevel =
         if options.Bins < 1 then
             raise (GlmInputException("bins", $"must be at least 1, not {options.Bins}"))
 
-        if options.SmoothingFwhm |> Option.exists (fun f -> not (f >= 0.0) || Double.IsInfinity f) then
-            raise (GlmInputException("smoothing_fwhm", $"must be a non-negative number of mm, not {options.SmoothingFwhm.Value}"))
+        if
+            options.SmoothingFwhm
+            |> Option.exists (fun f -> not (f >= 0.0) || Double.IsInfinity f)
+        then
+            raise (
+                GlmInputException(
+                    "smoothing_fwhm",
+                    $"must be a non-negative number of mm, not {options.SmoothingFwhm.Value}"
+                )
+            )
 
         let runs = Array.ofList runs
         let geometries = runs |> Array.mapi (fun i r -> geometry i r.Bold)
@@ -473,13 +607,21 @@ module FirstLevel =
         geometries
         |> Array.iteri (fun i (s, a, _, _) ->
             if s <> shape then
-                raise (GlmInputException(describe runs[i].Bold i, $"grid {s.X}×{s.Y}×{s.Z} differs from the first run's {shape.X}×{shape.Y}×{shape.Z}"))
+                raise (
+                    GlmInputException(
+                        describe runs[i].Bold i,
+                        $"grid {s.X}×{s.Y}×{s.Z} differs from the first run's {shape.X}×{shape.Y}×{shape.Z}"
+                    )
+                )
 
             if not (sameAffine a affine) then
                 raise (GlmInputException(describe runs[i].Bold i, "affine differs from the first run's")))
 
         let onePass =
-            (match options.Mask with ComputeEpiMask -> true | _ -> false) && (options.SmoothingFwhm |> Option.forall (fun f -> f = 0.0))
+            (match options.Mask with
+             | ComputeEpiMask -> true
+             | _ -> false)
+            && (options.SmoothingFwhm |> Option.forall (fun f -> f = 0.0))
 
         // the first run's full series when the mask was computed in one pass; dropped once its voxels are masked
         let preloaded = ref None
@@ -487,12 +629,16 @@ module FirstLevel =
         let mask, maskWarnings =
             if onePass then
                 let _, _, scans0, _ = geometries[0]
-                let m, w, full = computeMaskInOnePass shape scans0 runs[0].Bold isSingle
-                preloaded.Value <- Some full
+                let m, w, p = computeMaskInOnePass shape scans0 runs[0].Bold isSingle
+                preloaded.Value <- p
                 m, w
             else
                 resolveMask options shape affine runs[0].Bold isSingle
-        let masked = [| for v in 0 .. mask.Length - 1 do if mask[v] then yield v |]
+
+        let masked =
+            [| for v in 0 .. mask.Length - 1 do
+                   if mask[v] then
+                       yield v |]
 
         if masked.Length = 0 then
             raise (GlmInputException("mask", "the mask is empty: no voxel to analyse"))
@@ -509,32 +655,60 @@ module FirstLevel =
                     match run.DesignMatrix with
                     | Some d ->
                         if Array2D.length1 d.Values <> scans then
-                            raise (GlmInputException($"design matrix of run {i + 1}", $"{Array2D.length1 d.Values} rows for {scans} scans of {name}"))
+                            raise (
+                                GlmInputException(
+                                    $"design matrix of run {i + 1}",
+                                    $"{Array2D.length1 d.Values} rows for {scans} scans of {name}"
+                                )
+                            )
 
                         d
                     | None ->
                         let tr =
                             match options.TR with
                             | Some tr when tr > 0.0 && Double.IsFinite tr -> tr
-                            | Some tr -> raise (GlmInputException("t_r", $"must be a positive number of seconds, not {tr}"))
-                            | None -> raise (GlmInputException("t_r", "not given: it is needed to compute the design from events"))
+                            | Some tr ->
+                                raise (GlmInputException("t_r", $"must be a positive number of seconds, not {tr}"))
+                            | None ->
+                                raise (
+                                    GlmInputException(
+                                        "t_r",
+                                        "not given: it is needed to compute the design from events"
+                                    )
+                                )
 
                         let events =
                             match run.Events with
                             | Some e -> e
-                            | None -> raise (GlmInputException($"events of run {i + 1}", "events or a design matrix must be given"))
+                            | None ->
+                                raise (
+                                    GlmInputException(
+                                        $"events of run {i + 1}",
+                                        "events or a design matrix must be given"
+                                    )
+                                )
 
                         let addRegs, addNames =
                             match run.Confounds with
                             | None -> None, None
                             | Some(names, values) ->
                                 if Array2D.length1 values <> scans then
-                                    raise (GlmInputException($"confounds of run {i + 1}", $"{Array2D.length1 values} rows for {scans} scans of {name}"))
+                                    raise (
+                                        GlmInputException(
+                                            $"confounds of run {i + 1}",
+                                            $"{Array2D.length1 values} rows for {scans} scans of {name}"
+                                        )
+                                    )
 
                                 for r in 0 .. Array2D.length1 values - 1 do
                                     for c in 0 .. names.Length - 1 do
                                         if not (Double.IsFinite values[r, c]) then
-                                            raise (GlmInputException($"confounds of run {i + 1}, row {r + 1}, column '{names[c]}'", $"value {values[r, c]} (fill n/a before fitting, e.g. with 0 for derivative columns)"))
+                                            raise (
+                                                GlmInputException(
+                                                    $"confounds of run {i + 1}, row {r + 1}, column '{names[c]}'",
+                                                    $"value {values[r, c]} (fill n/a before fitting, e.g. with 0 for derivative columns)"
+                                                )
+                                            )
 
                                 Some values, Some names
 
@@ -563,7 +737,12 @@ module FirstLevel =
                         k
                     | None -> Array.init scans id
 
-                let design = if run.SampleMask.IsSome then subsetRows kept design else design
+                let design =
+                    if run.SampleMask.IsSome then
+                        subsetRows kept design
+                    else
+                        design
+
                 let p = design.ColumnNames.Length
 
                 if kept.Length <= p then
@@ -571,15 +750,16 @@ module FirstLevel =
 
                 let data =
                     match preloaded.Value with
-                    | Some full when i = 0 ->
+                    | Some p when i = 0 ->
                         let n = kept.Length
                         let data = Array.zeroCreate<float32> (n * masked.Length)
+                        let columns = masked |> Array.map (fun v -> p.Position[v])
 
-                        for j in 0 .. masked.Length - 1 do
-                            let from = masked[j] * scans
+                        for row in 0 .. n - 1 do
+                            let from = kept[row] * p.Candidates
 
-                            for row in 0 .. n - 1 do
-                                data[j * n + row] <- full[from + kept[row]]
+                            for j in 0 .. masked.Length - 1 do
+                                data[j * n + row] <- p.Data[from + columns[j]]
 
                         preloaded.Value <- None // the full series is garbage from here on
                         data
@@ -589,11 +769,18 @@ module FirstLevel =
                 | Some k ->
                     let v = masked[k / kept.Length]
                     let x, y, z = v % shape.X, (v / shape.X) % shape.Y, v / (shape.X * shape.Y)
-                    raise (GlmInputException(name, $"voxel ({x}, {y}, {z}) has a non-finite value at scan {kept[k % kept.Length]}"))
+
+                    raise (
+                        GlmInputException(
+                            name,
+                            $"voxel ({x}, {y}, {z}) has a non-finite value at scan {kept[k % kept.Length]}"
+                        )
+                    )
                 | None -> ()
 
                 if scaleSignals options.SignalScaling kept.Length data then
-                    warnings.Add "Mean values of 0 observed. The data have probably been centered. Scaling might not work as expected"
+                    warnings.Add
+                        "Mean values of 0 observed. The data have probably been centered. Scaling might not work as expected"
 
                 let glm =
                     Regression.fit
@@ -624,17 +811,25 @@ module FirstLevel =
         let scans, regions = Array2D.length1 signals, Array2D.length2 signals
 
         if scans < 2 || regions < 1 then
-            raise (GlmInputException("signals", $"need at least 2 rows (scans) and 1 column (region), got {scans} × {regions}"))
+            raise (
+                GlmInputException(
+                    "signals",
+                    $"need at least 2 rows (scans) and 1 column (region), got {scans} × {regions}"
+                )
+            )
 
         let shape = { X = regions; Y = 1; Z = 1 }
         let affine = Array2D.init 4 4 (fun i j -> if i = j then 1.0 else 0.0)
-        let volumes = Array.init scans (fun t -> Array.init regions (fun r -> float32 signals[t, r]))
+
+        let volumes =
+            Array.init scans (fun t -> Array.init regions (fun r -> float32 signals[t, r]))
 
         fit
             { options with
                 Mask = NoMask
                 SmoothingFwhm = None }
-            [ { run with Bold = BoldVolumes(shape, affine, volumes) } ]
+            [ { run with
+                  Bold = BoldVolumes(shape, affine, volumes) } ]
 
     // ---------------------------------------------------------------- contrasts
 
@@ -644,7 +839,11 @@ module FirstLevel =
     /// unless given.</summary>
     /// <exception cref="GlmInputException">A wrong number of definitions, an expression naming an unknown column,
     /// weights not matching the design columns, or every run's contrast null.</exception>
-    let computeContrast (fit: FirstLevelFit) (definitions: ContrastDefinition list) (statType: StatType option) : FirstLevelContrast =
+    let computeContrast
+        (fit: FirstLevelFit)
+        (definitions: ContrastDefinition list)
+        (statType: StatType option)
+        : FirstLevelContrast =
         let nRuns = fit.Runs.Length
         let warnings = ResizeArray<string>()
 
@@ -654,7 +853,8 @@ module FirstLevel =
             | [ d ] when nRuns > 1 ->
                 warnings.Add $"One contrast given, assuming it for all {nRuns} runs"
                 List.replicate nRuns d
-            | ds when ds.Length <> nRuns -> raise (GlmInputException("contrast", $"{ds.Length} contrast definitions for {nRuns} runs"))
+            | ds when ds.Length <> nRuns ->
+                raise (GlmInputException("contrast", $"{ds.Length} contrast definitions for {nRuns} runs"))
             | ds -> ds
 
         let weights =
@@ -670,7 +870,13 @@ module FirstLevel =
                 | Weights w ->
                     if isNull w || Array2D.length1 w < 1 || Array2D.length2 w <> columns.Length then
                         let c = if isNull w then 0 else Array2D.length2 w
-                        raise (GlmInputException("contrast", $"{c} weights for the {columns.Length} design columns of run {i + 1}"))
+
+                        raise (
+                            GlmInputException(
+                                "contrast",
+                                $"{c} weights for the {columns.Length} design columns of run {i + 1}"
+                            )
+                        )
 
                     w)
 
@@ -681,8 +887,7 @@ module FirstLevel =
                     warnings.Add $"Contrast for run {i} is null."
                     None
                 else
-                    let st =
-                        statType |> Option.defaultValue (if Array2D.length1 w = 1 then T else F)
+                    let st = statType |> Option.defaultValue (if Array2D.length1 w = 1 then T else F)
 
                     Some(Contrast.compute fit.Runs[i].Glm w st))
             |> List.choose id
@@ -841,10 +1046,18 @@ module FirstLevel =
     /// <c>stat-errorts_timeseries.nii.gz</c> and <c>stat-predicted_timeseries.nii.gz</c>. Everything goes into a
     /// temporary folder beside <c>directory</c>, renamed at the end: a failure leaves no partial output folder.</summary>
     /// <exception cref="GlmInputException">The directory exists and is not empty, or cannot be written.</exception>
-    let writeOutputs (directory: string) (fit: FirstLevelFit) (contrasts: (string * FirstLevelContrast) list) (outputs: OutputType list) =
+    let writeOutputs
+        (directory: string)
+        (fit: FirstLevelFit)
+        (contrasts: (string * FirstLevelContrast) list)
+        (outputs: OutputType list)
+        =
         let target = Path.GetFullPath directory
 
-        if Directory.Exists target && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target)) then
+        if
+            Directory.Exists target
+            && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target))
+        then
             raise (GlmInputException(directory, "the output directory exists and is not empty"))
 
         if File.Exists target then
@@ -860,10 +1073,14 @@ module FirstLevel =
                 Directory.CreateDirectory temp |> ignore
             with
             | :? IOException
-            | :? UnauthorizedAccessException as e -> raise (GlmInputException(directory, $"cannot be written: {e.Message}"))
+            | :? UnauthorizedAccessException as e ->
+                raise (GlmInputException(directory, $"cannot be written: {e.Message}"))
 
             let s = fit.Shape
-            let options3d = { Nifti.writeOptions [| int64 s.X; int64 s.Y; int64 s.Z |] fit.Affine with Datatype = NiftiDatatype.Float64 }
+
+            let options3d =
+                { Nifti.writeOptions [| int64 s.X; int64 s.Y; int64 s.Z |] fit.Affine with
+                    Datatype = NiftiDatatype.Float64 }
 
             let write name (values: float[]) =
                 let count = values.Length / s.Count
@@ -872,25 +1089,44 @@ module FirstLevel =
                     if count = 1 then
                         options3d
                     else
-                        { options3d with Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
+                        { options3d with
+                            Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
 
                 Nifti.write (Path.Combine(temp, name)) o values
 
             Nifti.write
                 (Path.Combine(temp, "mask.nii.gz"))
-                { options3d with Datatype = NiftiDatatype.UInt8 }
+                { options3d with
+                    Datatype = NiftiDatatype.UInt8 }
                 (fit.Mask |> Array.map (fun b -> if b then 1.0 else 0.0))
 
-            let runPrefix i = if fit.Runs.Length = 1 then "" else $"run-{i + 1}_"
+            let runPrefix i =
+                if fit.Runs.Length = 1 then "" else $"run-{i + 1}_"
 
-            fit.Runs |> Array.iteri (fun i r -> Tables.writeDesign (Path.Combine(temp, $"{runPrefix i}design.tsv")) r.Design)
+            fit.Runs
+            |> Array.iteri (fun i r -> Tables.writeDesign (Path.Combine(temp, $"{runPrefix i}design.tsv")) r.Design)
+
             writeParameters (Path.Combine(temp, "statmap.json")) fit
 
-            for name, c in contrasts do
-                let st = Contrast.statType c.Contrast
+            // each map is computed and compressed on its own thread (p and z need incomplete beta functions per
+            // voxel; gzip is single-threaded per file); every map is written by one thread, so files do not
+            // depend on the thread count
+            let jobs =
+                [| for name, c in contrasts do
+                       for output in outputs do
+                           yield name, c, output |]
 
-                for output in outputs do
-                    write $"contrast-{contrastFileName name}_stat-{statCode st output}_statmap.nii.gz" (outputImage fit c output)
+            System.Threading.Tasks.Parallel.ForEach(
+                jobs,
+                System.Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = max 1 fit.Options.Threads),
+                fun (name, c, output) ->
+                    let st = Contrast.statType c.Contrast
+
+                    write
+                        $"contrast-{contrastFileName name}_stat-{statCode st output}_statmap.nii.gz"
+                        (outputImage fit c output)
+            )
+            |> ignore
 
             if not fit.Options.MinimizeMemory then
                 for i in 0 .. fit.Runs.Length - 1 do
