@@ -134,6 +134,16 @@ let tests =
                 Expect.equal a.Clusters.Value.H0MaxMass b.Clusters.Value.H0MaxMass "h0 max mass"
                 Expect.equal a.Tfce.Value.H0MaxTfce b.Tfce.Value.H0MaxTfce "h0 max tfce"
 
+            testCase "testing age in [age, sex, intercept] flips signs, as nilearn's permuted_ols decides from the one constant confound (covariate case)" <| fun () ->
+                let names, columns = Tsv.columns (Reference.path "second_level" "covariate" "design_matrix.tsv")
+                let design = { ColumnNames = names; Values = Array2D.init columns[0].Length names.Length (fun r c -> columns[c][r]) }
+                let n = columns[0].Length
+                let values = Array.init (n * 3) (fun i -> float ((i * 7919) % 17) - 8.0)
+                let r = Permutation.nonParametricInference { PermutationOptions.defaults with NPerm = 10 } None design (Expression "age") (Float64 values)
+                Expect.isTrue r.SignFlipping "one constant confound makes it an intercept test"
+                let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (Expression "age") None |> Contrast.stat 0.0
+                Close.all { absolute = 1e-10; relative = 1e-8 } r.T t "t equals the OLS t of age"
+
             testCase "a covariate test permutes rows; a constant tested variate flips signs (nilearn's choice)" <| fun () ->
                 let n = 8
                 let values = Array.init (n * 2) (fun i -> float ((i * 7919) % 13) - 6.0)
