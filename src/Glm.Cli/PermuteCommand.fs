@@ -10,6 +10,8 @@ open FmriGlm.Core
 type PermuteArgs =
     | [<Mandatory>] Maps of paths: string list
     | [<Unique>] Design of path: string
+    | [<Unique>] Confounds of path: string
+    | Subject_Labels of labels: string list
     | [<Unique>] Contrast of expression: string
     | [<Unique>] Mask of path: string
     | [<Unique>] Smoothing_Fwhm of mm: float
@@ -25,6 +27,8 @@ type PermuteArgs =
         member a.Usage =
             match a with
             | Maps _ -> "subject maps (3D NIfTI), one per design row, in row order."
+            | Confounds _ -> "subject_label + covariate columns (e.g. participants.tsv): design built as nilearn's make_second_level_design_matrix."
+            | Subject_Labels _ -> "subject label of each map, in order (default: each file name up to its first '_')."
             | Design _ -> "design matrix TSV; default: one 'intercept' column (one-sample sign flipping)."
             | Contrast _ -> "tested column or expression (default: the only column)."
             | Mask _ -> "mask (NIfTI on the maps' grid); default: nilearn's background mask of the mean map."
@@ -56,7 +60,8 @@ let run (results: ParseResults<PermuteArgs>) : int =
             Threads = max 1 (results.GetResult(Threads, Environment.ProcessorCount)) }
 
     let input = SecondLevelCommand.readInput (results.GetResult Maps) (results.TryGetResult Mask) (results.TryGetResult Smoothing_Fwhm)
-    let design = SecondLevelCommand.readDesign (results.TryGetResult Design) input.Subjects
+    let design =
+        SecondLevelCommand.readDesign (results.TryGetResult Design) (results.TryGetResult Confounds) (results.TryGetResult Subject_Labels) (results.GetResult Maps)
 
     let contrast =
         match results.TryGetResult Contrast with

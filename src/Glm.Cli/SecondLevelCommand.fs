@@ -10,6 +10,8 @@ open FmriGlm.Core
 type SecondLevelArgs =
     | [<Mandatory>] Maps of paths: string list
     | [<Unique>] Design of path: string
+    | [<Unique>] Confounds of path: string
+    | Subject_Labels of labels: string list
     | [<Unique>] Mask of path: string
     | [<Unique>] Smoothing_Fwhm of mm: float
     | [<Unique>] Contrast of expression: string
@@ -21,6 +23,8 @@ type SecondLevelArgs =
         member a.Usage =
             match a with
             | Maps _ -> "subject maps (3D NIfTI), one per design row, in row order."
+            | Confounds _ -> "subject_label + covariate columns (e.g. participants.tsv): design built as nilearn's make_second_level_design_matrix."
+            | Subject_Labels _ -> "subject label of each map, in order (default: each file name up to its first '_')."
             | Design _ -> "design matrix TSV (header of column names, one row per map); default: one 'intercept' column."
             | Mask _ -> "mask (NIfTI on the maps' grid); default: nilearn's background mask of the mean map."
             | Smoothing_Fwhm _ -> "Gaussian smoothing FWHM in mm before masking (default none)."
@@ -36,13 +40,28 @@ let private outputNames = [ "z_score"; "stat"; "p_value"; "effect_size"; "effect
 let readInput (maps: string list) (mask: string option) (fwhm: float option) =
     SecondLevelImages.readMaps (Array.ofList maps) mask fwhm
 
-/// The design of `--design`, or the one-sample design.
-let readDesign (path: string option) (subjects: int) =
-    match path with
-    | Some p ->
+/// The design of `--design`; or built from `--confounds` (nilearn make_second_level_design_matrix, subject labels
+/// given or taken from the map file names); or the one-sample design.
+let readDesign (path: string option) (confounds: string option) (labels: string list option) (maps: string list) =
+    match path, confounds with
+    | Some _, Some _ -> raise (GlmInputException("--design, --confounds", "give one or the other"))
+    | Some p, None ->
         let names, values = Tables.readConfounds p None
         { ColumnNames = names; Values = values }
-    | None -> { ColumnNames = [| "intercept" |]; Values = Array2D.create subjects 1 1.0 }
+    | None, Some c ->
+        let labels =
+            match labels with
+            | Some l when l.Length = maps.Length -> Array.ofList l
+            | Some l -> raise (GlmInputException("--subject-labels", $"{l.Length} labels for {maps.Length} maps"))
+            | None -> maps |> List.map (fun m -> (Path.GetFileName m).Split('_')[0]) |> Array.ofList
+
+        let design, warnings = DesignMatrix.makeSecondLevel labels (Some(Tables.readSubjectCovariates c))
+
+        for w in warnings do
+            eprintfn "warning: %s" (DesignMatrix.describe w)
+
+        design
+    | None, None -> { ColumnNames = [| "intercept" |]; Values = Array2D.create maps.Length 1 1.0 }
 
 /// Runs the command: exit code 0 when the maps are written.
 let run (results: ParseResults<SecondLevelArgs>) : int =
@@ -59,7 +78,7 @@ let run (results: ParseResults<SecondLevelArgs>) : int =
 
     let threads = results.GetResult(Threads, Environment.ProcessorCount)
     let input = readInput (results.GetResult Maps) (results.TryGetResult Mask) (results.TryGetResult Smoothing_Fwhm)
-    let design = readDesign (results.TryGetResult Design) input.Subjects
+    let design = readDesign (results.TryGetResult Design) (results.TryGetResult Confounds) (results.TryGetResult Subject_Labels) (results.GetResult Maps)
     let fit = SecondLevel.fit threads design (Float32 input.Data)
 
     let contrast =

@@ -280,7 +280,7 @@ module DesignMatrix =
             values, None
         else
             let lda = (smax - cmax * smin) / (cmax - 1.0)
-            let u, s, vt = Hrf.thinSvd m
+            let u, s, vt = Numerics.thinSvd m
 
             let d = Matrix<float>.Build.DiagonalOfDiagonalVector(s.Map(fun v -> v + lda))
 
@@ -478,7 +478,7 @@ module DesignMatrix =
                            yield Array.create n 1.0 |]
 
                     let a = Matrix<float>.Build.DenseOfColumnArrays others
-                    let fitted = a * (pinv a * x)
+                    let fitted = a * (Numerics.pinvMatrix a * x)
                     let rss = (x - fitted).DotProduct(x - fitted)
                     let r2 = 1.0 - rss / tss
                     if r2 >= 1.0 - 1e-13 then infinity else 1.0 / (1.0 - r2))

@@ -291,29 +291,6 @@ let internal interpolate (x: float[]) (y: float[]) (xNew: float[]) =
         let slope = (y[hi] - y[lo]) / (x[hi] - x[lo])
         slope * (v - x[lo]) + y[lo])
 
-/// Thin SVD A = U·diag(S)·Vᵀ with k = min(n, p) columns in U: a thin QR first, then the SVD of the small R, so that
-/// a long run never forms MathNet's full n × n U (which made a 1000-scan design take seconds).
-let internal thinSvd (a: Matrix<float>) : Matrix<float> * Vector<float> * Matrix<float> =
-    if a.RowCount >= a.ColumnCount then
-        let qr = a.QR(Factorization.QRMethod.Thin)
-        let svd = qr.R.Svd(true)
-        qr.Q * svd.U, svd.S, svd.VT
-    else
-        // Aᵀ = Q·R, Rᵀ = U·S·Vᵀ, so A = U·S·(Q·V)ᵀ.
-        let qr = a.Transpose().QR(Factorization.QRMethod.Thin)
-        let svd = qr.R.Transpose().Svd(true)
-        svd.U, svd.S, (qr.Q * svd.VT.Transpose()).Transpose()
-
-/// Moore–Penrose pseudo-inverse by SVD with numpy's cut-off (1e-15 × largest singular value).
-let internal pinv (a: Matrix<float>) : Matrix<float> =
-    let u, s, vt = thinSvd a
-    let smax = if s.Count = 0 then 0.0 else s.Maximum()
-    let cutoff = 1e-15 * smax
-    let sInv = s.Map(fun v -> if v > cutoff then 1.0 / v else 0.0)
-
-    vt.TransposeThisAndMultiply(Matrix<float>.Build.DiagonalOfDiagonalVector sInv)
-    * u.Transpose()
-
 /// <summary>Orthogonalises each column against the preceding ones in column order (nilearn <c>_orthogonalize</c>):
 /// column i −= (column i · X[:, :i]) · pinv(X[:, :i]). Columns are not normalised. Returns new columns.</summary>
 let orthogonalize (columns: float[][]) : float[][] =
@@ -322,7 +299,7 @@ let orthogonalize (columns: float[][]) : float[][] =
     for i in 1 .. out.Length - 1 do
         let previous = Matrix<float>.Build.DenseOfColumnArrays(out[0 .. i - 1])
         let xi = Vector<float>.Build.DenseOfArray out[i]
-        let projection = (previous.TransposeThisAndMultiply xi) * pinv previous
+        let projection = (previous.TransposeThisAndMultiply xi) * Numerics.pinvMatrix previous
         out[i] <- (xi - projection).ToArray()
 
     out

@@ -15,39 +15,33 @@ let singularValues (a: float[,]) : float[] =
     let m = Matrix<float>.Build.DenseOfArray a
     m.Svd(false).S.ToArray()
 
+/// Thin SVD A = U·diag(S)·Vᵀ with k = min(n, p) columns in U: a thin QR first, then the SVD of the small R, so that
+/// a long run never forms MathNet's full n × n U (which made a 1000-scan design take seconds).
+let thinSvd (a: Matrix<float>) : Matrix<float> * Vector<float> * Matrix<float> =
+    if a.RowCount >= a.ColumnCount then
+        let qr = a.QR(Factorization.QRMethod.Thin)
+        let svd = qr.R.Svd(true)
+        qr.Q * svd.U, svd.S, svd.VT
+    else
+        // Aᵀ = Q·R, Rᵀ = U·S·Vᵀ, so A = U·S·(Q·V)ᵀ.
+        let qr = a.Transpose().QR(Factorization.QRMethod.Thin)
+        let svd = qr.R.Transpose().Svd(true)
+        svd.U, svd.S, (qr.Q * svd.VT.Transpose()).Transpose()
+
+/// Moore–Penrose pseudo-inverse by SVD with numpy's cut-off (1e-15 × largest singular value).
+let pinvMatrix (a: Matrix<float>) : Matrix<float> =
+    let u, s, vt = thinSvd a
+    let smax = if s.Count = 0 then 0.0 else s.Maximum()
+    let cutoff = 1e-15 * smax
+    let sInv = s.Map(fun v -> if v > cutoff then 1.0 / v else 0.0)
+
+    vt.TransposeThisAndMultiply(Matrix<float>.Build.DiagonalOfDiagonalVector sInv)
+    * u.Transpose()
+
 /// Moore-Penrose pseudo-inverse (columns × rows) as numpy.linalg.pinv: singular values at or below
 /// rcond·σmax with rcond = 1e-15 are treated as zero, so rank-deficient designs give minimum-norm solutions.
 let pinv (a: float[,]) : float[,] =
-    let rows, cols = Array2D.length1 a, Array2D.length2 a
-    let m = Matrix<float>.Build.DenseOfArray a
-    // Tall designs: thin QR first (X = Q·R), then the SVD of the small R: X = (Q·U)·S·Vᵀ with the singular values
-    // of X, without forming the rows × rows U of a full SVD.
-    let u, s, vt =
-        if rows > cols then
-            let qr = m.QR(Factorization.QRMethod.Thin)
-            let svd = qr.R.Svd(true)
-            qr.Q * svd.U, svd.S, svd.VT
-        else
-            let svd = m.Svd(true)
-            svd.U, svd.S, svd.VT
-
-    let cutoff = 1e-15 * (if s.Count = 0 then 0.0 else s.Maximum())
-    let k = s.Count
-    // pinv = V · diag(1/s) · Uᵀ, over the singular values above the cut-off.
-    let result = Array2D.zeroCreate cols rows
-
-    for i in 0 .. k - 1 do
-        if s[i] > cutoff then
-            let inv = 1.0 / s[i]
-
-            for c in 0 .. cols - 1 do
-                let vci = vt[i, c] * inv
-
-                if vci <> 0.0 then
-                    for r in 0 .. rows - 1 do
-                        result[c, r] <- result[c, r] + vci * u[r, i]
-
-    result
+    (pinvMatrix (Matrix<float>.Build.DenseOfArray a)).ToArray()
 
 /// numpy.linalg.matrix_rank(a, tol): the number of singular values above tol.
 let matrixRank (tol: float) (a: float[,]) : int =

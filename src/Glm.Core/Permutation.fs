@@ -228,7 +228,9 @@ module Permutation =
             |> Array.fold (fun m x -> if Double.IsNaN x then m else max m (if twoSided then abs x else x)) Double.NegativeInfinity
 
         if Double.IsFinite maxScore then
-            let thresholds = Array.init 100 (fun s -> maxScore * float (s + 1) / 100.0)
+            // numpy.linspace(0, max, 101)[1:]: i·(max/100), the last one exactly max
+            let step = maxScore / 100.0
+            let thresholds = Array.init 100 (fun s -> if s = 99 then maxScore else float (s + 1) * step)
 
             for sign in (if twoSided then [ -1.0; 1.0 ] else [ 1.0 ]) do
                 let temp = volume |> Array.map (fun x -> sign * x)

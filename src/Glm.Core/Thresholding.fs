@@ -65,8 +65,8 @@ module Thresholding =
         | other -> raise (GlmInputException("height_control", $"'{other}' is not one of 'fpr', 'fdr', 'bonferroni' or None"))
 
     // Standard normal tails through erfc, accurate far into the tail (scipy's norm.sf / norm.isf).
-    let private normSf (z: float) = 0.5 * SpecialFunctions.Erfc(z / Math.Sqrt 2.0)
-    let private normIsf (p: float) = Math.Sqrt 2.0 * SpecialFunctions.ErfcInv(2.0 * p)
+    let private normSf = Numerics.normalSf
+    let private normIsf = Numerics.normalIsf
 
     let private checkAlpha (alpha: float) =
         if not (alpha >= 0.0 && alpha <= 1.0) then

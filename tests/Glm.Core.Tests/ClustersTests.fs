@@ -116,7 +116,7 @@ let tests =
                     let sizes = Array.zeroCreate (count + 1)
                     labels |> Array.iter (fun l -> sizes[l] <- sizes[l] + 1)
                     Array.init z.Length id
-                    |> Array.forall (fun v -> if inSet[v] then sizes[labels[v]] = componentSize shape inSet v else labels[v] = 0))
+                    |> Array.forall (fun v -> if inSet[v] then sizes[labels[v]] = Grid.componentSize shape inSet v else labels[v] = 0))
 
             testCase "the TSV has nilearn's header and an empty size on subpeak rows" <| fun () ->
                 let rows =

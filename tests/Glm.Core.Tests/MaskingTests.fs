@@ -21,25 +21,6 @@ let private genMask =
         return shape, bits
     }
 
-/// Components of a mask by flood fill over the six face neighbours, as a reference for the laws.
-let private componentOf (shape: GridShape) (mask: bool[]) (seed: int) =
-    let seen = Collections.Generic.HashSet<int>([ seed ])
-    let stack = Collections.Generic.Stack<int>([ seed ])
-
-    while stack.Count > 0 do
-        let v = stack.Pop()
-        let i, j, k = v % shape.X, (v / shape.X) % shape.Y, v / (shape.X * shape.Y)
-
-        for di, dj, dk in [ (1, 0, 0); (-1, 0, 0); (0, 1, 0); (0, -1, 0); (0, 0, 1); (0, 0, -1) ] do
-            let a, b, c = i + di, j + dj, k + dk
-
-            if a >= 0 && b >= 0 && c >= 0 && a < shape.X && b < shape.Y && c < shape.Z then
-                let u = shape.Index(a, b, c)
-                if mask[u] && seen.Add u then stack.Push u
-
-    seen
-
-
 /// Keyword arguments of a case's Python call, e.g. "opening=1" → Some "1".
 let private keyword (call: string) (name: string) =
     let m = Text.RegularExpressions.Regex.Match(call, name + @"=([^,)\s]+)")
@@ -90,11 +71,11 @@ let tests =
                     match members with
                     | [] -> not (Array.exists id mask)
                     | first :: _ ->
-                        let comp = componentOf shape mask first
+                        let comp = Grid.faceComponent shape mask first
                         let sameSet = comp.Count = members.Length && members |> List.forall comp.Contains
                         let biggest =
                             [ 0 .. mask.Length - 1 ] |> List.filter (fun v -> mask[v])
-                            |> List.forall (fun v -> (componentOf shape mask v).Count <= comp.Count)
+                            |> List.forall (fun v -> (Grid.faceComponent shape mask v).Count <= comp.Count)
                         sameSet && biggest)
 
             testPropertyWithConfig config "Gaussian kernel is symmetric and sums to 1 (1e-15)" <|

@@ -113,6 +113,16 @@ let tests =
                     let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (Expression "tested") None |> Contrast.stat 0.0
                     Array.forall2 (fun a b -> abs (a - b) <= 1e-8 * abs b + 1e-10) r.T t)
 
+            testPropertyWithConfig config "TFCE of a flat cluster of k voxels at height t is √k·t²·Σ(s/100)², s = 1..100 (relative 1e-12)" <|
+                Prop.forAll (Gen.zip (Gen.choose (1, 6)) (Gen.choose (1, 10000)) |> Arb.fromGen) (fun (k, h) ->
+                    let t = float h / 1000.0
+                    let shape = { X = 8; Y = 3; Z = 2 }
+                    let volume = Array.init shape.Count (fun v -> if v < k then t else 0.0)
+                    let tfce = Permutation.tfceMap shape false volume
+                    let expected = sqrt (float k) * t * t * (Seq.sum (seq { for s in 1..100 -> float (s * s) }) / 10000.0)
+                    [ 0 .. k - 1 ] |> List.forall (fun v -> abs (tfce[v] - expected) <= 1e-12 * expected)
+                    && tfce[k..] |> Array.forall ((=) 0.0))
+
             testCase "same seed, 1 or 2 threads: identical maps and null distributions (exact)" <| fun () ->
                 let data = input ()
                 let options = { PermutationOptions.defaults with NPerm = 200; Threshold = Some 0.01; Tfce = true; TwoSidedTest = true; RandomState = 7 }
@@ -123,6 +133,16 @@ let tests =
                 Expect.equal a.Clusters.Value.H0MaxSize b.Clusters.Value.H0MaxSize "h0 max size"
                 Expect.equal a.Clusters.Value.H0MaxMass b.Clusters.Value.H0MaxMass "h0 max mass"
                 Expect.equal a.Tfce.Value.H0MaxTfce b.Tfce.Value.H0MaxTfce "h0 max tfce"
+
+            testCase "testing age in [age, sex, intercept] flips signs, as nilearn's permuted_ols decides from the one constant confound (covariate case)" <| fun () ->
+                let names, columns = Tsv.columns (Reference.path "second_level" "covariate" "design_matrix.tsv")
+                let design = { ColumnNames = names; Values = Array2D.init columns[0].Length names.Length (fun r c -> columns[c][r]) }
+                let n = columns[0].Length
+                let values = Array.init (n * 3) (fun i -> float ((i * 7919) % 17) - 8.0)
+                let r = Permutation.nonParametricInference { PermutationOptions.defaults with NPerm = 10 } None design (Expression "age") (Float64 values)
+                Expect.isTrue r.SignFlipping "one constant confound makes it an intercept test"
+                let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (Expression "age") None |> Contrast.stat 0.0
+                Close.all { absolute = 1e-10; relative = 1e-8 } r.T t "t equals the OLS t of age"
 
             testCase "a covariate test permutes rows; a constant tested variate flips signs (nilearn's choice)" <| fun () ->
                 let n = 8

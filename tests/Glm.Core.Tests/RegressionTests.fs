@@ -326,11 +326,9 @@ let tests =
                 // is mildly liberal: the strict 99% interval fails, recorded as a pending test. The bias-corrected AR(1)
                 // (Worsley 2002) gave 0.0544, 0.0572, 0.0536, 0.0561 on seeds 20261124, 1, 2, 3 (nilearn's AR(1): 0.0559,
                 // 0.0592, 0.0549, 0.0576): better, still slightly liberal (plug-in whitening with an estimated ρ).
-                ptestCase
-                    "calibration (strict, fails for nilearn's estimator): AR(1) false-positive rate at p<0.05 on null AR(1) data (ρ=0.4, 200 scans, 10,000 voxels) lies in the binomial 99% interval [0.0444, 0.0556]"
-                <| fun () ->
-                    let rate = falsePositiveRate (Ar 1) 10_000
-                    Expect.isTrue (rate >= 0.0444 && rate <= 0.0556) $"AR(1) false-positive rate {rate}"
+                // The strict binomial 99% interval [0.0444, 0.0556] is NOT met by nilearn's AR(1) estimator on this data
+                // (rates above); the active test below states the widened interval it does meet. A skipped test here
+                // could not fail, so the finding lives in this comment, docs/regression-and-contrasts.md and issue 4.
                 testCase
                     "calibration: on null AR(1) data (ρ=0.4, 200 scans, 10,000 voxels) the AR(1) rate at p<0.05 lies in [0.0444, 0.0620] (binomial 99% around 0.05, widened on the liberal side for the Yule-Walker bias) and OLS's exceeds 0.10; the bias-corrected AR(1) rate is no higher than nilearn's"
                 <| fun () ->

@@ -136,6 +136,23 @@ let tests =
                             Expect.equal actual.Length expected.Length $"{file}: {rows.Length} volume(s) of {count}"
                             Close.all (Tolerance.forColumn "second_level" case' file "") actual expected $"{case'} {file}")
         ]
+        testList "images" [
+            testCase "a 4D image of the maps reads as the list of 3D maps (exact)" <| fun () ->
+                let _, listed = inputOf "one-sample"
+                let dir = Path.Combine(Reference.dataDir, "second_level", "one-sample")
+                let maps = Directory.GetFiles(dir, "sub-*_effect.nii.gz") |> Array.sort
+                let volumes = maps |> Array.collect (fun m -> (Nifti.readFloat32 m).Data)
+                let h = Nifti.readHeader maps[0]
+                let path = Path.Combine(Path.GetTempPath(), $"fmriglm-4d-{Guid.NewGuid():N}.nii.gz")
+
+                try
+                    Nifti.writeFloat32 path { Nifti.writeOptions (Array.append (Array.truncate 3 h.Shape) [| int64 maps.Length |]) h.Affine with Datatype = NiftiDatatype.Float32 } volumes
+                    let stacked = SecondLevelImages.read4D path (Some(Path.Combine(dir, "mask.nii.gz"))) None
+                    Expect.equal stacked.Data listed.Data "masked data"
+                    Expect.equal stacked.Grid.Voxels listed.Grid.Voxels "masked voxels"
+                finally
+                    File.Delete path
+        ]
         testList "errors" [
             testCase "an unknown column in the contrast names the contrast" <| fun () ->
                 let design = { ColumnNames = [| "patients"; "controls" |]; Values = array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ]; [ 1.0; 0.0 ] ] }

@@ -117,3 +117,26 @@ module Tolerance =
         match tol.TryGetProperty column with
         | true, c when c.ValueKind = JsonValueKind.Object -> read c
         | _ -> read tol
+
+/// Independent references for voxel-grid laws (Masking, Clusters, Thresholding).
+module Grid =
+    /// The 6-connected component of a set of voxels that contains the seed, by a plain flood fill.
+    let faceComponent (shape: FmriGlm.Core.GridShape) (inSet: bool[]) (seed: int) =
+        let seen = Collections.Generic.HashSet<int>([ seed ])
+        let stack = Collections.Generic.Stack<int>([ seed ])
+
+        while stack.Count > 0 do
+            let v = stack.Pop()
+            let i, j, k = v % shape.X, (v / shape.X) % shape.Y, v / (shape.X * shape.Y)
+
+            for di, dj, dk in [ (1, 0, 0); (-1, 0, 0); (0, 1, 0); (0, -1, 0); (0, 0, 1); (0, 0, -1) ] do
+                let a, b, c = i + di, j + dj, k + dk
+
+                if a >= 0 && b >= 0 && c >= 0 && a < shape.X && b < shape.Y && c < shape.Z then
+                    let u = shape.Index(a, b, c)
+                    if inSet[u] && seen.Add u then stack.Push u
+
+        seen
+
+    /// Size of the 6-connected component containing the seed.
+    let componentSize (shape: FmriGlm.Core.GridShape) (inSet: bool[]) (seed: int) = (faceComponent shape inSet seed).Count

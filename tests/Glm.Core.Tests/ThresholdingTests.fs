@@ -65,24 +65,6 @@ let private genMap =
         return shape, values, maskBits
     }
 
-/// Sizes of the 6-connected components of a set of voxels, by an independent flood fill.
-let internal componentSize (shape: GridShape) (inSet: bool[]) (seed: int) =
-    let seen = Collections.Generic.HashSet<int>([ seed ])
-    let stack = Collections.Generic.Stack<int>([ seed ])
-
-    while stack.Count > 0 do
-        let v = stack.Pop()
-        let i, j, k = v % shape.X, (v / shape.X) % shape.Y, v / (shape.X * shape.Y)
-
-        for di, dj, dk in [ (1, 0, 0); (-1, 0, 0); (0, 1, 0); (0, -1, 0); (0, 0, 1); (0, 0, -1) ] do
-            let a, b, c = i + di, j + dj, k + dk
-
-            if a >= 0 && b >= 0 && c >= 0 && a < shape.X && b < shape.Y && c < shape.Z then
-                let u = shape.Index(a, b, c)
-                if inSet[u] && seen.Add u then stack.Push u
-
-    seen.Count
-
 /// The GlmInputException that f raises; fails the test when it raises none.
 let internal inputError (f: unit -> unit) : GlmInputException =
     try
@@ -176,7 +158,7 @@ let tests =
                     Array.init z.Length id
                     |> Array.forall (fun v ->
                         let kept =
-                            supra[v] && float (componentSize shape (if z[v] > 0.0 then positive else negative) v) >= float k
+                            supra[v] && float (Grid.componentSize shape (if z[v] > 0.0 then positive else negative) v) >= float k
 
                         out[v] = (if kept then z[v] else 0.0)))
 
