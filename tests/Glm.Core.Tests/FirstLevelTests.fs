@@ -233,7 +233,7 @@ let tests =
                 let volumes = simulate 11 10.0 (fun v -> v % 3 = 0)
                 let go threads =
                     let fit = FirstLevel.fit { simOptions with NoiseModel = Ar 1; Threads = threads } [ run volumes ]
-                    let c = FirstLevel.computeContrast fit [ Expression "task" ] None
+                    let c = FirstLevel.computeContrast fit [ ContrastDefinition.Expression "task" ] None
                     [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
                 Expect.equal (go 1) (go 2) "maps with 1 and 2 threads"
 
@@ -254,7 +254,7 @@ let tests =
                 let computed = FirstLevel.fit { simOptions with Mask = ComputeEpiMask } [ runOn volumes ]
                 Expect.isTrue computed.Mask[centre] "the misled voxel is in the computed mask"
                 let given = FirstLevel.fit { simOptions with Mask = MaskArray computed.Mask } [ runOn volumes ]
-                let stat f = FirstLevel.outputImage f (FirstLevel.computeContrast f [ Expression "task" ] None) Stat
+                let stat f = FirstLevel.outputImage f (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) Stat
                 Expect.equal (stat computed) (stat given) "t maps"
 
             testCase "the ROI GLM on a time-by-region table equals the image path on the same series (exactly)" <| fun () ->
@@ -262,7 +262,7 @@ let tests =
                 let table = Array2D.init scans grid.Count (fun t v -> float (volumes[t][v]))
                 let fromTable = FirstLevel.fitSignals simOptions table (run [||])
                 let fromImage = FirstLevel.fit simOptions [ run volumes ]
-                let stat f = FirstLevel.maskedOutput (FirstLevel.computeContrast f [ Expression "task" ] None) Stat
+                let stat f = FirstLevel.maskedOutput (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) Stat
                 Expect.equal (stat fromTable) (stat fromImage) "t per region = t per voxel"
 
             testPropertyWithConfig config "voxel-mean scaling maps every series to mean ≈ 0 in percent of its mean (float32, abs 1e-3)" <|
