@@ -1,97 +1,133 @@
-/// `fmriglm demo [--out DIR]`: the README's main command. Until the first-level model exists it is the placeholder
-/// demo of the NIfTI layer: a synthetic 4D image written as .nii.gz, read back and checked.
+/// `fmriglm demo [--out DIR] [--subjects N]`: the README's main command. Simulates a tiny BIDS dataset with planted
+/// activations, runs the BIDS App's participant and group levels, writes the reports, and scores the thresholded
+/// z maps against the ground truth (hits, false positives, misses, Dice).
 module FmriGlm.Cli.DemoCommand
 
 open System
 open System.IO
 open Argu
+open Spectre.Console
 open FmriGlm.Core
 
 /// Arguments of `fmriglm demo`.
 type DemoArgs =
     | [<Unique>] Out of dir: string
+    | [<Unique>] Subjects of count: int
+    | [<Unique; AltCommandLine("-q")>] Quiet
 
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Out _ -> "folder for the demo's files (default: a new temporary folder)."
+            | Subjects _ -> "number of simulated subjects (default 4; the group level needs at least 2)."
+            | Quiet -> "print only the recovery table."
 
-/// Runs the demo; 0 when the round trip is exact, 1 otherwise.
+/// The demo's threshold: nilearn's threshold_stats_img defaults (fpr, α = 0.001, two-sided, no cluster threshold).
+let threshold = Thresholding.defaultThresholdOptions
+
+/// One line of the recovery table.
+type RecoveryLine =
+    { Level: string
+      Contrast: string
+      Recovery: Recovery }
+
+/// Scores a z map against the signed ground truth of a contrast at the demo's threshold: a voxel is detected when
+/// its thresholded z has the sign of the truth (positive detections for +1 voxels, negative for −1).
+let scoreMap (shape: GridShape) (mask: bool[]) (truth: float[]) (zMap: float[]) =
+    let result = Thresholding.thresholdStatsImg shape threshold (Some mask) zMap
+    let truthActive = truth |> Array.map (fun t -> t <> 0.0)
+    // a detection with the sign of the truth is a hit; any other detection is a false positive
+    let correct = Array.init truth.Length (fun v -> truth[v] * result.Thresholded[v] > 0.0)
+    let wrong = Array.init truth.Length (fun v -> result.Thresholded[v] <> 0.0 && not correct[v])
+    let r = Recovery.score truthActive correct
+    let fp = wrong |> Array.filter id |> Array.length
+    { r with FalsePositives = fp; Dice = 2.0 * float r.Hits / float (max 1 (2 * r.Hits + fp + r.Misses)) }
+
+/// Runs the whole demo in `dir`; returns the recovery lines and the paths of the reports.
+let runIn (dir: string) (subjects: int) (quiet: bool) =
+    let data = Path.Combine(dir, "bids")
+    let output = Path.Combine(dir, "output")
+    let options = { Simulation.tiny with Subjects = subjects }
+    SimulateCommand.simulate quiet data options
+
+    let settings: BidsCommand.BidsSettings =
+        { BidsDir = data
+          OutputDir = output
+          Level = BidsCommand.ParticipantLevel
+          Query =
+            { Task = options.Task
+              Space = Simulation.space
+              Subjects = []
+              ImgFilters = []
+              Derivatives = None }
+          Model =
+            { BidsModels.defaults with
+                Confounds = Some "motion6+csf+wm"
+                Contrasts = List.ofArray Simulation.contrasts }
+          Threshold = threshold
+          Quiet = quiet
+          Verbose = false }
+
+    let participants = BidsCommand.participants settings
+    let groups, groupReport = BidsCommand.group { settings with Level = BidsCommand.GroupLevel }
+    let shape = options.Shape
+
+    let lines =
+        [ for p in participants do
+              for name, c in p.Fit.Contrasts do
+                  let z = BidsModels.unmask p.Fit.Mask (Contrast.zScoreWith Nilearn 0.0 c)
+
+                  { Level = $"sub-{p.Fit.Subject}"
+                    Contrast = name
+                    Recovery = scoreMap shape p.Fit.Mask (Simulation.groundTruth shape name) z }
+          for g in groups do
+              let name = Simulation.contrasts |> Array.find (fun c -> Simulation.contrastLabel c = g.Contrast)
+
+              { Level = "group"
+                Contrast = name
+                Recovery = scoreMap shape g.Mask (Simulation.groundTruth shape name) g.ZMap } ]
+
+    lines, (participants |> List.map (fun p -> p.Report)) @ [ groupReport ]
+
+/// Runs the demo; 0 on success.
 let run (args: ParseResults<DemoArgs>) =
     let dir =
         match args.TryGetResult Out with
         | Some d -> d
         | None -> Path.Combine(Path.GetTempPath(), "fmriglm-demo-" + Guid.NewGuid().ToString("N").Substring(0, 8))
 
+    let subjects = args.GetResult(Subjects, 4)
+
+    if subjects < 2 then
+        args.Raise("--subjects must be at least 2 (the group level needs two)", showUsage = false)
+
+    let quiet = args.Contains Quiet
     Directory.CreateDirectory dir |> ignore
-    printfn "fmriglm demo: this is the PLACEHOLDER demo of the NIfTI layer (the first-level GLM is not built yet)."
-    let nx, ny, nz, nt = 16, 16, 8, 40
-    let tr = 2.0
+    let clock = Diagnostics.Stopwatch.StartNew()
+    let lines, reports = runIn dir subjects quiet
+    let table = Table()
 
-    let affine =
-        array2D
-            [ [ -3.0; 0.0; 0.0; 24.0 ]
-              [ 0.0; 3.0; 0.0; -24.0 ]
-              [ 0.0; 0.0; 4.0; -16.0 ]
-              [ 0.0; 0.0; 0.0; 1.0 ] ]
-    // A smooth blob (brighter towards the centre) with a slow oscillation in time: values like a BOLD series.
-    let value i j k t =
-        let r2 =
-            (float i - 7.5) ** 2.0 / 40.0
-            + (float j - 7.5) ** 2.0 / 40.0
-            + (float k - 3.5) ** 2.0 / 10.0
+    for c in [ "level"; "contrast"; "hits"; "false positives"; "misses"; "Dice" ] do
+        table.AddColumn c |> ignore
 
-        float32 (
-            1000.0 * exp (-r2)
-            + 20.0 * sin (2.0 * Math.PI * float t * tr / 30.0) * exp (-r2)
-        )
+    for l in lines do
+        let r = l.Recovery
+        table.AddRow(l.Level, Markup.Escape l.Contrast, string r.Hits, string r.FalsePositives, string r.Misses, r.Dice.ToString("F3")) |> ignore
 
-    let data =
-        Array.init (nx * ny * nz * nt) (fun n -> value (n % nx) (n / nx % ny) (n / (nx * ny) % nz) (n / (nx * ny * nz)))
+    if not quiet then
+        printfn "simulated BIDS dataset  %s" (Path.Combine(dir, "bids"))
+        printfn "ground truth            %s" (Path.Combine(dir, "bids", "derivatives", "simulation"))
+        printfn "GLM derivatives         %s" (Path.Combine(dir, "output"))
 
-    let path = Path.Combine(dir, "demo_bold.nii.gz")
+        for r in reports do
+            printfn "report                  %s" r
 
-    let options =
-        { Nifti.writeOptions [| int64 nx; int64 ny; int64 nz; int64 nt |] affine with
-            TR = Some tr
-            Descrip = "fmriglm demo" }
+        printfn ""
+        printfn "Recovery of the planted activations (z thresholded at fpr α = 0.001 two-sided, nilearn's defaults):"
 
-    do
-        use writer = Nifti.createWriter path options
-        let per = nx * ny * nz
+    AnsiConsole.Write table
 
-        for t in 0 .. nt - 1 do
-            writer.WriteVolume(ReadOnlySpan(data, t * per, per))
+    if not quiet then
+        printfn "done in %.1f s" clock.Elapsed.TotalSeconds
 
-        writer.Complete()
-
-    printfn "wrote     %s (%d bytes, streamed volume by volume)" path (FileInfo(path).Length)
-    let back = Nifti.readFloat32 path
-
-    let sameData =
-        Array.forall2
-            (fun (a: float32) b -> BitConverter.SingleToInt32Bits a = BitConverter.SingleToInt32Bits b)
-            data
-            back.Data
-
-    let sameAffine =
-        Seq.forall
-            (fun (i, j) -> back.Header.Affine[i, j] = float (float32 affine[i, j]))
-            [ for i in 0..3 do
-                  for j in 0..3 -> i, j ]
-
-    let sameTR = back.Header.TR = Some tr
-
-    printfn
-        "read back %d values: data %s, affine %s, TR %s"
-        back.Data.Length
-        (if sameData then "identical" else "DIFFERENT")
-        (if sameAffine then "identical" else "DIFFERENT")
-        (if sameTR then "identical" else "DIFFERENT")
-
-    printfn ""
-
-    InfoCommand.summary path back.Header (Nifti.valueRange path)
-    |> List.iter (printfn "%s")
-
-    if sameData && sameAffine && sameTR then 0 else 1
+    0

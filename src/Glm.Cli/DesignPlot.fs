@@ -21,7 +21,11 @@ let private rescaled (design: DesignMatrix) =
 let save (path: string) (design: DesignMatrix) : unit =
     let n, p = Array2D.length1 design.Values, Array2D.length2 design.Values
     use plot = new Plot()
-    let heatmap = plot.Add.Heatmap(rescaled design)
+    // ScottPlot 5 draws nothing for a heatmap with a single row or column: doubling it along that axis draws the
+    // same picture (the cells are stretched over the same rectangle).
+    let values = rescaled design
+    let doubled = Array2D.init (if n = 1 then 2 else n) (if p = 1 then 2 else p) (fun i j -> values[min i (n - 1), min j (p - 1)])
+    let heatmap = plot.Add.Heatmap(doubled)
     heatmap.Colormap <- Colormaps.Grayscale()
     // Cell (i, j) spans x ∈ j ± ½ and y ∈ i ± ½; the y axis is inverted so scan 0 is at the top, as matplotlib's
     // imshow shows it in nilearn, and the column names are on the top axis, as nilearn puts them.

@@ -183,7 +183,7 @@ let run (args: ParseResults<FirstLevelArgs>) =
 
         let contrasts =
             contrastsOf args
-            |> List.map (fun (name, expression) -> name, FirstLevel.computeContrast fit [ Expression expression ] None)
+            |> List.map (fun (name, expression) -> name, FirstLevel.computeContrast fit [ ContrastDefinition.Expression expression ] None)
 
         status "writing outputs"
         FirstLevel.writeOutputs (args.GetResult Out) fit contrasts outputs

@@ -17,18 +17,26 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Clusters of ParseResults<ClustersArgs>
     | [<CliPrefix(CliPrefix.None)>] Bench_Glm of ParseResults<BenchGlmCommand.BenchGlmArgs>
     | [<CliPrefix(CliPrefix.None)>] First_Level of ParseResults<FirstLevelCommand.FirstLevelArgs>
+    | [<CliPrefix(CliPrefix.None)>] Simulate of ParseResults<SimulateCommand.SimulateArgs>
+    | [<CliPrefix(CliPrefix.None)>] Bids of ParseResults<BidsCommand.BidsArgs>
+    | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<SecondLevelCommand.SecondLevelArgs>
+    | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Version -> "print the version."
             | Info _ -> "shape, datatype, voxel size, TR, affine and value range of a NIfTI file."
-            | Demo _ -> "run the demo (for now: the NIfTI layer's round trip on a synthetic 4D image)."
+            | Demo _ -> "simulate a small BIDS dataset, run the participant and group levels, write reports, score the recovery."
             | Bench _ -> "benchmarks (bench nifti: read speed and peak memory)."
             | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
             | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
             | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
             | First_Level _ -> "nilearn FirstLevelModel: fit BOLD runs with events/confounds, write contrast maps (BIDS names)."
+            | Simulate _ -> "write a simulated BIDS dataset (raw events + fMRIPrep-like derivatives) with planted activations and ground truth."
+            | Bids _ -> "the BIDS App: BIDS_DIR OUTPUT_DIR participant|group (first level per subject, then the group level)."
+            | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
+            | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
 
 [<EntryPoint>]
 let main argv =
@@ -51,6 +59,10 @@ let main argv =
         | [ Clusters args ] -> ClustersCommand.run args
         | [ Bench_Glm args ] -> BenchGlmCommand.run args
         | [ First_Level args ] -> FirstLevelCommand.run args
+        | [ Simulate args ] -> SimulateCommand.run args
+        | [ Bids args ] -> BidsCommand.run args
+        | [ Second_Level args ] -> SecondLevelCommand.run args
+        | [ Permute args ] -> PermuteCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

@@ -96,10 +96,10 @@ let private contrastsOf case' =
 
         let defs =
             match prop.Value.GetProperty("kind").GetString() with
-            | "expression" -> [ Expression(d.GetString()) ]
-            | "t vector" -> [ Weights(matrix [| row d |]) ]
-            | "F matrix" -> [ Weights(matrix [| for r in d.EnumerateArray() -> row r |]) ]
-            | "one vector per run" -> [ for r in d.EnumerateArray() -> Weights(matrix [| row r |]) ]
+            | "expression" -> [ ContrastDefinition.Expression(d.GetString()) ]
+            | "t vector" -> [ ContrastDefinition.Weights(matrix [| row d |]) ]
+            | "F matrix" -> [ ContrastDefinition.Weights(matrix [| for r in d.EnumerateArray() -> row r |]) ]
+            | "one vector per run" -> [ for r in d.EnumerateArray() -> ContrastDefinition.Weights(matrix [| row r |]) ]
             | k -> failwith $"unknown contrast kind {k}"
 
         prop.Name, defs ]
@@ -194,7 +194,7 @@ let tests =
             testCase "a planted effect is recovered: effect within its 99.9% CI, |z| > 5 where planted, |z| < 4 elsewhere (seed 7)" <| fun () ->
                 let planted v = v < 6
                 let fit = FirstLevel.fit { simOptions with SignalScaling = NoScaling } [ run (simulate 7 20.0 planted) ]
-                let c = FirstLevel.computeContrast fit [ Expression "task" ] None
+                let c = FirstLevel.computeContrast fit [ ContrastDefinition.Expression "task" ] None
                 let effect = FirstLevel.maskedOutput c EffectSize
                 let variance = FirstLevel.maskedOutput c EffectVariance
                 let z = FirstLevel.maskedOutput c ZScore
@@ -213,8 +213,8 @@ let tests =
                     [ Ols; Ar 1 ]
                     |> List.forall (fun noise ->
                         let o = { simOptions with NoiseModel = noise }
-                        let a = FirstLevel.computeContrast (FirstLevel.fit o [ run volumes ]) [ Expression "task" ] None
-                        let b = FirstLevel.computeContrast (FirstLevel.fit o [ run permuted ]) [ Expression "task" ] None
+                        let a = FirstLevel.computeContrast (FirstLevel.fit o [ run volumes ]) [ ContrastDefinition.Expression "task" ] None
+                        let b = FirstLevel.computeContrast (FirstLevel.fit o [ run permuted ]) [ ContrastDefinition.Expression "task" ] None
 
                         [ Stat; EffectSize; EffectVariance ]
                         |> List.forall (fun out ->
@@ -224,8 +224,8 @@ let tests =
             testPropertyWithConfig config "two identical runs give a fixed-effects t = √2 × the single run's t (relative 1e-12)" <|
                 Prop.forAll (Arb.fromGen (Gen.choose (0, 100000))) (fun seed ->
                     let volumes = simulate seed 8.0 (fun v -> v % 2 = 0)
-                    let one = FirstLevel.computeContrast (FirstLevel.fit simOptions [ run volumes ]) [ Expression "task" ] None
-                    let two = FirstLevel.computeContrast (FirstLevel.fit simOptions [ run volumes; run volumes ]) [ Expression "task" ] None
+                    let one = FirstLevel.computeContrast (FirstLevel.fit simOptions [ run volumes ]) [ ContrastDefinition.Expression "task" ] None
+                    let two = FirstLevel.computeContrast (FirstLevel.fit simOptions [ run volumes; run volumes ]) [ ContrastDefinition.Expression "task" ] None
                     let t1, t2 = FirstLevel.maskedOutput one Stat, FirstLevel.maskedOutput two Stat
                     Array.forall2 (fun a b -> abs (b - sqrt 2.0 * a) <= 1e-12 * abs b + 1e-300) t1 t2)
 
@@ -233,7 +233,7 @@ let tests =
                 let volumes = simulate 11 10.0 (fun v -> v % 3 = 0)
                 let go threads =
                     let fit = FirstLevel.fit { simOptions with NoiseModel = Ar 1; Threads = threads } [ run volumes ]
-                    let c = FirstLevel.computeContrast fit [ Expression "task" ] None
+                    let c = FirstLevel.computeContrast fit [ ContrastDefinition.Expression "task" ] None
                     [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
                 Expect.equal (go 1) (go 2) "maps with 1 and 2 threads"
 
@@ -254,7 +254,7 @@ let tests =
                 let computed = FirstLevel.fit { simOptions with Mask = ComputeEpiMask } [ runOn volumes ]
                 Expect.isTrue computed.Mask[centre] "the misled voxel is in the computed mask"
                 let given = FirstLevel.fit { simOptions with Mask = MaskArray computed.Mask } [ runOn volumes ]
-                let stat f = FirstLevel.outputImage f (FirstLevel.computeContrast f [ Expression "task" ] None) Stat
+                let stat f = FirstLevel.outputImage f (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) Stat
                 Expect.equal (stat computed) (stat given) "t maps"
 
             testCase "the ROI GLM on a time-by-region table equals the image path on the same series (exactly)" <| fun () ->
@@ -262,7 +262,7 @@ let tests =
                 let table = Array2D.init scans grid.Count (fun t v -> float (volumes[t][v]))
                 let fromTable = FirstLevel.fitSignals simOptions table (run [||])
                 let fromImage = FirstLevel.fit simOptions [ run volumes ]
-                let stat f = FirstLevel.maskedOutput (FirstLevel.computeContrast f [ Expression "task" ] None) Stat
+                let stat f = FirstLevel.maskedOutput (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) Stat
                 Expect.equal (stat fromTable) (stat fromImage) "t per region = t per voxel"
 
             testPropertyWithConfig config "voxel-mean scaling maps every series to mean ≈ 0 in percent of its mean (float32, abs 1e-3)" <|
@@ -300,7 +300,7 @@ let tests =
 
                 let message =
                     try
-                        FirstLevel.computeContrast fit [ Expression "tsak" ] None |> ignore
+                        FirstLevel.computeContrast fit [ ContrastDefinition.Expression "tsak" ] None |> ignore
                         ""
                     with :? GlmInputException as e -> e.Message
 
@@ -335,7 +335,7 @@ let tests =
                 let bad = { Contrast = Contrast.Zero; Warnings = [] }
                 Expect.throws (fun () -> FirstLevel.writeOutputs out fit [ "bad", bad ] [ ZScore ]) "write fails"
                 Expect.isEmpty (Directory.GetFileSystemEntries parent) "nothing left beside the target"
-                let good = FirstLevel.computeContrast fit [ Expression "task" ] None
+                let good = FirstLevel.computeContrast fit [ ContrastDefinition.Expression "task" ] None
                 FirstLevel.writeOutputs out fit [ "task", good ] [ ZScore; Stat ]
                 Expect.isTrue (File.Exists(Path.Combine(out, "contrast-task_stat-t_statmap.nii.gz"))) "t map written"
                 Expect.isTrue (File.Exists(Path.Combine(out, "design.tsv"))) "design written"

@@ -1,0 +1,111 @@
+/// `fmriglm second-level`: nilearn's SecondLevelModel on a list of subject maps; writes the contrast's maps.
+module FmriGlm.Cli.SecondLevelCommand
+
+open System
+open System.IO
+open Argu
+open FmriGlm.Core
+
+/// Arguments of `fmriglm second-level`; names and defaults are nilearn's.
+type SecondLevelArgs =
+    | [<Mandatory>] Maps of paths: string list
+    | [<Unique>] Design of path: string
+    | [<Unique>] Confounds of path: string
+    | Subject_Labels of labels: string list
+    | [<Unique>] Mask of path: string
+    | [<Unique>] Smoothing_Fwhm of mm: float
+    | [<Unique>] Contrast of expression: string
+    | [<Unique>] Stat_Type of kind: string
+    | [<Unique>] Output_Type of kind: string
+    | [<Unique>] Threads of count: int
+    | [<Mandatory; Unique>] Out of dir: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Maps _ -> "subject maps (3D NIfTI), one per design row, in row order."
+            | Confounds _ -> "subject_label + covariate columns (e.g. participants.tsv): design built as nilearn's make_second_level_design_matrix."
+            | Subject_Labels _ -> "subject label of each map, in order (default: each file name up to its first '_')."
+            | Design _ -> "design matrix TSV (header of column names, one row per map); default: one 'intercept' column."
+            | Mask _ -> "mask (NIfTI on the maps' grid); default: nilearn's background mask of the mean map."
+            | Smoothing_Fwhm _ -> "Gaussian smoothing FWHM in mm before masking (default none)."
+            | Contrast _ -> "column name or expression over column names, e.g. \"patients - controls\" (default: the only column)."
+            | Stat_Type _ -> "t or F (default t)."
+            | Output_Type _ -> "z_score (default), stat, p_value, effect_size, effect_variance or all."
+            | Threads _ -> "threads (default: every core)."
+            | Out _ -> "folder receiving <output>.nii.gz and mask.nii.gz."
+
+let private outputNames = [ "z_score"; "stat"; "p_value"; "effect_size"; "effect_variance" ]
+
+/// Reads the maps (and mask) of `--maps`/`--mask`/`--smoothing-fwhm`.
+let readInput (maps: string list) (mask: string option) (fwhm: float option) =
+    SecondLevelImages.readMaps (Array.ofList maps) mask fwhm
+
+/// The design of `--design`; or built from `--confounds` (nilearn make_second_level_design_matrix, subject labels
+/// given or taken from the map file names); or the one-sample design.
+let readDesign (path: string option) (confounds: string option) (labels: string list option) (maps: string list) =
+    match path, confounds with
+    | Some _, Some _ -> raise (GlmInputException("--design, --confounds", "give one or the other"))
+    | Some p, None ->
+        let names, values = Tables.readConfounds p None
+        { ColumnNames = names; Values = values }
+    | None, Some c ->
+        let labels =
+            match labels with
+            | Some l when l.Length = maps.Length -> Array.ofList l
+            | Some l -> raise (GlmInputException("--subject-labels", $"{l.Length} labels for {maps.Length} maps"))
+            | None -> maps |> List.map (fun m -> (Path.GetFileName m).Split('_')[0]) |> Array.ofList
+
+        let design, warnings = DesignMatrix.makeSecondLevel labels (Some(Tables.readSubjectCovariates c))
+
+        for w in warnings do
+            eprintfn "warning: %s" (DesignMatrix.describe w)
+
+        design
+    | None, None -> { ColumnNames = [| "intercept" |]; Values = Array2D.create maps.Length 1 1.0 }
+
+/// Runs the command: exit code 0 when the maps are written.
+let run (results: ParseResults<SecondLevelArgs>) : int =
+    let statType =
+        results.TryPostProcessResult(Stat_Type, fun s ->
+            match s with
+            | "t" -> T
+            | "F" -> F
+            | _ -> failwith $"must be t or F, got {s}")
+
+    let outputType =
+        results.TryPostProcessResult(Output_Type, fun s -> if s = "all" || List.contains s outputNames then s else failwith $"unknown output type {s}")
+        |> Option.defaultValue "z_score"
+
+    let threads = results.GetResult(Threads, Environment.ProcessorCount)
+    let input = readInput (results.GetResult Maps) (results.TryGetResult Mask) (results.TryGetResult Smoothing_Fwhm)
+    let design = readDesign (results.TryGetResult Design) (results.TryGetResult Confounds) (results.TryGetResult Subject_Labels) (results.GetResult Maps)
+    let fit = SecondLevel.fit threads design (Float32 input.Data)
+
+    let contrast =
+        match results.TryGetResult Contrast with
+        | Some c -> Expression c
+        | None -> Default
+
+    let maps = SecondLevel.computeContrast fit contrast statType |> SecondLevel.maps
+    let dir = results.GetResult Out
+    Directory.CreateDirectory dir |> ignore
+    let write name values = SecondLevelImages.write input NiftiDatatype.Float64 (Path.Combine(dir, $"{name}.nii.gz")) values
+    let n = maps.Stat.Length
+
+    for name in (if outputType = "all" then outputNames else [ outputType ]) do
+        match name with
+        | "z_score" -> write name maps.ZScore
+        | "stat" -> write name maps.Stat
+        | "p_value" -> write name maps.PValue
+        | "effect_variance" -> write name maps.EffectVariance
+        | _ ->
+            for row in 0 .. maps.Dim - 1 do
+                write (if maps.Dim = 1 then name else $"{name}_{row}") maps.EffectSize[row * n .. (row + 1) * n - 1]
+
+    SecondLevelImages.write input NiftiDatatype.UInt8 (Path.Combine(dir, "mask.nii.gz")) (Array.create n 1.0)
+
+    for w in input.Warnings do
+        eprintfn "warning: %s" w
+
+    printfn "%d subjects, %d voxels, %A contrast written to %s" input.Subjects n maps.StatType dir
+    0

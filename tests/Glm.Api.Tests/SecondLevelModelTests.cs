@@ -1,0 +1,93 @@
+using FmriGlm.Core;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using Xunit;
+
+namespace FmriGlm.Api.Tests;
+
+/// <summary>SecondLevelModel and NonParametric as a C# user meets them, checked against nilearn 0.13.1's files.</summary>
+public class SecondLevelModelTests
+{
+    private static string Dir(string name)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !Directory.Exists(Path.Combine(dir.FullName, "tests", "data"))) dir = dir.Parent;
+        if (dir is null) throw new DirectoryNotFoundException("tests/data not found above the test binary");
+        return Path.Combine(dir.FullName, "tests", "data", "second_level", name);
+    }
+
+    private static string[] Maps(string name) => Directory.GetFiles(Dir(name), "sub-*_effect.nii.gz").OrderBy(p => p, StringComparer.Ordinal).ToArray();
+
+    private static void AssertClose(double[] actual, double[] expected, double rtol, double atol)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (var i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= atol + rtol * Math.Abs(expected[i]), $"voxel {i}: {actual[i]} vs {expected[i]}");
+    }
+
+    [Fact]
+    public void One_sample_z_map_equals_nilearn_SecondLevelModel_rtol_1e8()
+    {
+        var model = new SecondLevelModel(new SecondLevelOptions { MaskImg = Path.Combine(Dir("one-sample"), "mask.nii.gz") }).Fit(Maps("one-sample"));
+        var maps = model.ComputeContrast("intercept");
+        Assert.Equal("t", maps.StatType);
+        AssertClose(maps.ZScore, Nifti.read(Path.Combine(Dir("one-sample"), "contrast-intercept_z_score.nii.gz")).Data, 1e-8, 1e-8);
+    }
+
+    [Fact]
+    public void Two_sample_expression_contrast_equals_nilearn_stat_rtol_1e8()
+    {
+        var design = DesignMatrix.Load(Path.Combine(Dir("two-sample"), "design_matrix.tsv"));
+        var model = new SecondLevelModel(new SecondLevelOptions { MaskImg = Path.Combine(Dir("two-sample"), "mask.nii.gz") }).Fit(Maps("two-sample"), design);
+        var maps = model.ComputeContrast("patients - controls");
+        AssertClose(maps["stat"], Nifti.read(Path.Combine(Dir("two-sample"), "contrast-patients-minus-controls_stat.nii.gz")).Data, 1e-8, 1e-7);
+        var f = model.ComputeContrast(new double[,] { { 1, 0 }, { 0, 1 } }, "F");
+        Assert.Equal("F", f.StatType);
+        Assert.Equal(2, f.EffectSize.Count);
+    }
+
+    [Fact]
+    public void ComputeContrast_before_Fit_throws_InvalidOperationException() =>
+        Assert.Throws<InvalidOperationException>(() => new SecondLevelModel().ComputeContrast("intercept"));
+
+    [Fact]
+    public void Unknown_column_throws_GlmInputException_naming_the_contrast()
+    {
+        var model = new SecondLevelModel(new SecondLevelOptions { MaskImg = Path.Combine(Dir("one-sample"), "mask.nii.gz") }).Fit(Maps("one-sample"));
+        var e = Assert.Throws<GlmInputException>(() => model.ComputeContrast("intercep"));
+        Assert.Contains("intercep", e.Message);
+    }
+
+    [Fact]
+    public void NonParametric_observed_t_and_cluster_sizes_equal_nilearn_rtol_1e8()
+    {
+        var name = "non-parametric-one-sample";
+        var result = NonParametric.Inference(Maps(name), new NonParametricOptions
+        {
+            Mask = Path.Combine(Dir(name), "mask.nii.gz"),
+            NPerm = 60,
+            Threshold = 0.01,
+        });
+        Assert.True(result.SignFlipping);
+        AssertClose(result.T, Nifti.read(Path.Combine(Dir(name), "cluster-call_t.nii.gz")).Data, 1e-8, 1e-9);
+        AssertClose(result.Size!, Nifti.read(Path.Combine(Dir(name), "cluster-call_size.nii.gz")).Data, 0, 0);
+        Assert.Equal(60, result.H0MaxT.Length);
+    }
+
+    [Property(MaxTest = 20)]
+    public Property NonParametric_p_values_lie_between_1_over_nperm_plus_1_and_1(PositiveInt seed)
+    {
+        var name = "non-parametric-one-sample";
+        var result = NonParametric.Inference(Maps(name), new NonParametricOptions
+        {
+            Mask = Path.Combine(Dir(name), "mask.nii.gz"),
+            NPerm = 20,
+            RandomState = seed.Get,
+            Threads = 1,
+        });
+        var mask = Nifti.read(Path.Combine(Dir(name), "mask.nii.gz")).Data;
+        return Enumerable.Range(0, mask.Length).Where(i => mask[i] != 0)
+            .All(i => result.LogPMaxT[i] >= -1e-12 && result.LogPMaxT[i] <= Math.Log10(21) + 1e-12).ToProperty();
+    }
+}
