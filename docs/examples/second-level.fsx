@@ -24,14 +24,14 @@ let data = Array.init (shape.Count * subjects) (fun x -> (if inEffect (x / subje
 // 2. SecondLevelModel: one-sample design, contrast "intercept", nilearn's output maps.
 let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create subjects 1 1.0 }
 let fit = SecondLevel.fit 2 design (Float64 data)
-let maps = SecondLevel.computeContrast fit (Expression "intercept") None |> SecondLevel.maps
+let maps = SecondLevel.computeContrast fit (SecondLevelContrast.Expression "intercept") None |> SecondLevel.maps
 let peak = Array.max maps.ZScore
 printfn "one-sample t: peak z %.2f, %d voxels with z > 3.1" peak (maps.ZScore |> Array.filter (fun z -> z > 3.1) |> Array.length)
 
 // 3. non_parametric_inference: 2,000 sign flips, clusters formed at p < 0.001, seed 0.
 let grid = { Shape = shape; Voxels = Array.init shape.Count id }
 let options = { PermutationOptions.defaults with NPerm = 2000; Threshold = Some 0.001 }
-let r = Permutation.nonParametricInference options (Some grid) design Default (Float64 data)
+let r = Permutation.nonParametricInference options (Some grid) design SecondLevelContrast.Default (Float64 data)
 let significant (logp: float[]) = logp |> Array.filter (fun l -> l > -log10 0.05) |> Array.length
 printfn "sign flips: %b; FWE p < 0.05 in %d voxels (max-t), %d voxels (cluster size)" r.SignFlipping (significant r.LogPMaxT) (significant r.Clusters.Value.LogPMaxSize)
 

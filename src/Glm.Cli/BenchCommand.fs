@@ -389,7 +389,7 @@ let private benchSecondLevel (args: ParseResults<BenchSecondLevelArgs>) =
     let clock = Stopwatch.StartNew()
     let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create subjects 1 1.0 }
     let fit = SecondLevel.fit threads design (Float32 data)
-    let maps = SecondLevel.computeContrast fit Default None |> SecondLevel.maps
+    let maps = SecondLevel.computeContrast fit SecondLevelContrast.Default None |> SecondLevel.maps
     let glmSeconds = clock.Elapsed.TotalSeconds
     printfn "  one-sample GLM (fit, contrast, z/stat/p/effect/variance): %.2f s (nilearn 0.13.1: 11.8 s; target ≤ 2 s)" glmSeconds
     GC.KeepAlive maps

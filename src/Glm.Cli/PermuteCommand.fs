@@ -65,8 +65,8 @@ let run (results: ParseResults<PermuteArgs>) : int =
 
     let contrast =
         match results.TryGetResult Contrast with
-        | Some c -> Expression c
-        | None -> Default
+        | Some c -> SecondLevelContrast.Expression c
+        | None -> SecondLevelContrast.Default
 
     let watch = Diagnostics.Stopwatch.StartNew()
     let r = Permutation.nonParametricInference options (Some input.Grid) design contrast (Float32 input.Data)

@@ -83,8 +83,8 @@ let run (results: ParseResults<SecondLevelArgs>) : int =
 
     let contrast =
         match results.TryGetResult Contrast with
-        | Some c -> Expression c
-        | None -> Default
+        | Some c -> SecondLevelContrast.Expression c
+        | None -> SecondLevelContrast.Default
 
     let maps = SecondLevel.computeContrast fit contrast statType |> SecondLevel.maps
     let dir = results.GetResult Out

@@ -277,5 +277,5 @@ module BidsModels =
         let input = SecondLevelImages.ofVolumes outputDir shape h.Affine volumes (Some mask) None
         let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create maps.Length 1 1.0 }
         let fit = SecondLevel.fit GlmOptions.defaults.Threads design (Float32 input.Data)
-        let c = SecondLevel.computeContrast fit Default None
+        let c = SecondLevel.computeContrast fit SecondLevelContrast.Default None
         maps |> Array.map (fun (s, _, _) -> s) |> List.ofArray, c, mask, shape, h.Affine, h.Zooms |> Array.truncate 3

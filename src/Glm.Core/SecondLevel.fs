@@ -1,6 +1,7 @@
 namespace FmriGlm.Core
 
 /// <summary>A second-level contrast as nilearn's <c>compute_contrast(second_level_contrast=...)</c> takes it.</summary>
+[<RequireQualifiedAccess>]
 type SecondLevelContrast =
     /// A column name or an expression over the column names ("patients - controls").
     | Expression of string
@@ -111,7 +112,7 @@ module SecondLevel =
             array2D [ w ]
 
         match contrast with
-        | Default ->
+        | SecondLevelContrast.Default ->
             if columns = 1 then
                 array2D [ [ 1.0 ] ]
             else
@@ -121,8 +122,8 @@ module SecondLevel =
                         $"no contrast given and the design has {columns} columns; name one of {names}"
                     )
                 )
-        | Weights w -> row w
-        | WeightMatrix m ->
+        | SecondLevelContrast.Weights w -> row w
+        | SecondLevelContrast.WeightMatrix m ->
             if Array2D.length2 m <> columns || Array2D.length1 m < 1 then
                 raise (
                     GlmInputException(
@@ -132,7 +133,7 @@ module SecondLevel =
                 )
 
             Array2D.copy m
-        | Expression text ->
+        | SecondLevelContrast.Expression text ->
             match ContrastExpression.parse (List.ofArray design.ColumnNames) text with
             | Ok w -> row w
             | Error e -> raise (GlmInputException($"second_level_contrast '{text}'", e.Message))

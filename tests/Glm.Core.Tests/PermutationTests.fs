@@ -102,7 +102,7 @@ let tests =
                 Prop.forAll smallStudy (fun (n, _, values, _) ->
                     let r = Permutation.permutedOls { PermutationOptions.defaults with NPerm = 0 } None (Array.create n 1.0) None (Float64 values)
                     let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create n 1 1.0 }
-                    let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) Default None |> Contrast.stat 0.0
+                    let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) SecondLevelContrast.Default None |> Contrast.stat 0.0
                     Array.forall2 (fun a b -> abs (a - b) <= 1e-9 * abs b + 1e-12) r.T t)
 
             testPropertyWithConfig config "with confounds, t equals the OLS t of the tested column in [tested, confound, intercept] (relative 1e-8)" <|
@@ -110,7 +110,7 @@ let tests =
                     let confounds = Array2D.init n 2 (fun i c -> if c = 0 then confound[i] else 1.0)
                     let r = Permutation.permutedOls { PermutationOptions.defaults with NPerm = 0 } None tested (Some confounds) (Float64 values)
                     let design = { ColumnNames = [| "tested"; "confound"; "intercept" |]; Values = Array2D.init n 3 (fun i c -> match c with 0 -> tested[i] | 1 -> confound[i] | _ -> 1.0) }
-                    let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (Expression "tested") None |> Contrast.stat 0.0
+                    let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (SecondLevelContrast.Expression "tested") None |> Contrast.stat 0.0
                     Array.forall2 (fun a b -> abs (a - b) <= 1e-8 * abs b + 1e-10) r.T t)
 
             testPropertyWithConfig config "TFCE of a flat cluster of k voxels at height t is √k·t²·Σ(s/100)², s = 1..100 (relative 1e-12)" <|
@@ -139,9 +139,9 @@ let tests =
                 let design = { ColumnNames = names; Values = Array2D.init columns[0].Length names.Length (fun r c -> columns[c][r]) }
                 let n = columns[0].Length
                 let values = Array.init (n * 3) (fun i -> float ((i * 7919) % 17) - 8.0)
-                let r = Permutation.nonParametricInference { PermutationOptions.defaults with NPerm = 10 } None design (Expression "age") (Float64 values)
+                let r = Permutation.nonParametricInference { PermutationOptions.defaults with NPerm = 10 } None design (SecondLevelContrast.Expression "age") (Float64 values)
                 Expect.isTrue r.SignFlipping "one constant confound makes it an intercept test"
-                let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (Expression "age") None |> Contrast.stat 0.0
+                let t = SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) (SecondLevelContrast.Expression "age") None |> Contrast.stat 0.0
                 Close.all { absolute = 1e-10; relative = 1e-8 } r.T t "t equals the OLS t of age"
 
             testCase "a covariate test permutes rows; a constant tested variate flips signs (nilearn's choice)" <| fun () ->

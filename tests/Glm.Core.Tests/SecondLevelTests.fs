@@ -40,15 +40,15 @@ let private designOf (case': string) =
 /// nilearn's second_level_contrast as params.json spells it: a string, a vector or a matrix.
 let private contrastOf (e: JsonElement) =
     match e.ValueKind with
-    | JsonValueKind.String -> Expression(e.GetString())
-    | JsonValueKind.Null -> Default
+    | JsonValueKind.String -> SecondLevelContrast.Expression(e.GetString())
+    | JsonValueKind.Null -> SecondLevelContrast.Default
     | _ ->
         let rows = [ for r in e.EnumerateArray() -> r ]
 
         if rows.Head.ValueKind = JsonValueKind.Array then
-            WeightMatrix(array2D [ for r in rows -> [ for v in r.EnumerateArray() -> v.GetDouble() ] ])
+            SecondLevelContrast.WeightMatrix(array2D [ for r in rows -> [ for v in r.EnumerateArray() -> v.GetDouble() ] ])
         else
-            Weights [| for v in rows -> v.GetDouble() |]
+            SecondLevelContrast.Weights [| for v in rows -> v.GetDouble() |]
 
 let private statTypeOf (e: JsonElement) =
     match e.ValueKind with
@@ -89,7 +89,7 @@ let tests =
                 Prop.forAll subjectsByVoxels (fun (n, v, values) ->
                     let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create n 1 1.0 }
                     let fit = SecondLevel.fit 1 design (Float64 values)
-                    let t = SecondLevel.computeContrast fit Default None |> Contrast.stat 0.0
+                    let t = SecondLevel.computeContrast fit SecondLevelContrast.Default None |> Contrast.stat 0.0
 
                     [ 0 .. v - 1 ]
                     |> List.forall (fun k ->
@@ -100,7 +100,7 @@ let tests =
                 Prop.forAll subjectsByVoxels (fun (n, _, values) ->
                     let t scale =
                         let design = { ColumnNames = [| "intercept" |]; Values = Array2D.create n 1 scale }
-                        SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) Default None |> Contrast.stat 0.0
+                        SecondLevel.computeContrast (SecondLevel.fit 1 design (Float64 values)) SecondLevelContrast.Default None |> Contrast.stat 0.0
 
                     Array.forall2 (fun a b -> abs (a - b) <= 1e-9 * abs a + 1e-12) (t 1.0) (t 2.5))
         ]
@@ -157,7 +157,7 @@ let tests =
             testCase "an unknown column in the contrast names the contrast" <| fun () ->
                 let design = { ColumnNames = [| "patients"; "controls" |]; Values = array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ]; [ 1.0; 0.0 ] ] }
                 let fit = SecondLevel.fit 1 design (Float64 [| 1.0; 2.0; 3.0 |])
-                let e = Expect.throwsT<GlmInputException> (fun () -> SecondLevel.computeContrast fit (Expression "patient - controls") None |> ignore)
+                let e = Expect.throwsT<GlmInputException> (fun () -> SecondLevel.computeContrast fit (SecondLevelContrast.Expression "patient - controls") None |> ignore)
                 ignore e
 
             testCase "no contrast with two columns is refused, naming the columns" <| fun () ->
@@ -165,7 +165,7 @@ let tests =
                 let fit = SecondLevel.fit 1 design (Float64 [| 1.0; 2.0; 3.0 |])
 
                 try
-                    SecondLevel.computeContrast fit Default None |> ignore
+                    SecondLevel.computeContrast fit SecondLevelContrast.Default None |> ignore
                     failtest "expected GlmInputException"
                 with :? GlmInputException as e ->
                     Expect.stringContains e.Message "patients, controls" "message names the columns"
