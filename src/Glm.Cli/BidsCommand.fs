@@ -172,9 +172,12 @@ let private parameters (s: BidsSettings) (runs: BidsRun list) =
       "space", s.Query.Space
       "t_r (s)", (match runs with r :: _ -> string r.TR | [] -> "")
       "slice_time_ref", (match runs with r :: _ -> string r.SliceTimeRef | [] -> "")
-      "hrf_model", sprintf "%A" s.Model.HrfModel
-      "drift_model", sprintf "%A" s.Model.DriftModel
-      "noise_model", sprintf "%A" s.Model.Glm.NoiseModel
+      "hrf_model", Hrf.name s.Model.HrfModel
+      "drift_model", (match s.Model.DriftModel with
+                     | Cosine hp -> $"cosine (high_pass {hp} Hz)"
+                     | Polynomial order -> $"polynomial (drift_order {order})"
+                     | NoDrift -> "none")
+      "noise_model", Regression.noiseModelName s.Model.Glm.NoiseModel
       "signal_scaling", (if s.Model.SignalScaling then "0 (percent signal change)" else "none")
       "smoothing_fwhm (mm)", string s.Model.SmoothingFwhm
       "confounds", defaultArg s.Model.Confounds "none"

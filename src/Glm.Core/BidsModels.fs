@@ -203,11 +203,7 @@ module BidsModels =
 
         let quote (s: string) = "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\""
         let contrasts = String.Join(", ", options.Contrasts |> List.map quote)
-        let noise =
-            match options.Glm.NoiseModel with
-            | Ols -> "ols"
-            | Ar p -> $"ar{p}"
-            | other -> (sprintf "%A" other).ToLowerInvariant()
+        let noise = Regression.noiseModelName options.Glm.NoiseModel
 
         let drift =
             match options.DriftModel with
@@ -218,7 +214,7 @@ module BidsModels =
         let run0 = fit.Runs.Head
         let sliceTiming = String.Join(", ", run0.SliceTiming |> Array.map Bids.json)
 
-        let hrf = quote (sprintf "%A" options.HrfModel)
+        let hrf = quote (Hrf.name options.HrfModel)
         let scaling = if options.SignalScaling then 0 else 1
         let confounds = quote (defaultArg options.Confounds "")
         let runs = String.Join(", ", fit.Runs |> List.map (fun r -> quote (Path.GetFileName r.Bold)))

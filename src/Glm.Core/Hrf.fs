@@ -33,6 +33,20 @@ type HrfModel =
     /// <summary>nilearn's <c>None</c>: the boxcars, unconvolved.</summary>
     | NoHrf
 
+/// <summary>nilearn's spelling of an HRF model, the inverse of <c>parse</c>: "spm + derivative", "fir", "none", or
+/// a custom HRF's name.</summary>
+let name (model: HrfModel) : string =
+    match model with
+    | Spm -> "spm"
+    | SpmDerivative -> "spm + derivative"
+    | SpmDerivativeDispersion -> "spm + derivative + dispersion"
+    | Glover -> "glover"
+    | GloverDerivative -> "glover + derivative"
+    | GloverDerivativeDispersion -> "glover + derivative + dispersion"
+    | Fir _ -> "fir"
+    | Custom(n, _) -> n
+    | NoHrf -> "none"
+
 /// <summary>Parses nilearn's spelling of an HRF model ("spm", "glover + derivative", "fir", "none", …),
 /// case-insensitively, as nilearn lower-cases it. <c>firDelays</c> is used by "fir" only.</summary>
 /// <returns>The model, or the list of accepted spellings when the text is none of them.</returns>

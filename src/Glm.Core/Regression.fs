@@ -130,6 +130,16 @@ type GlmFit =
 /// <summary>Fitting the GLM Y = Xβ + ε at every voxel, as nilearn's <c>run_glm</c>.</summary>
 module Regression =
 
+    /// <summary>nilearn's spelling of a noise model ("ols", "ar1", "ar2", …); the extras that nilearn lacks are
+    /// "ar1-exact", "ar1-corrected" and "nipy-ar1".</summary>
+    let noiseModelName (model: NoiseModel) : string =
+        match model with
+        | Ols -> "ols"
+        | Ar p -> $"ar{p}"
+        | Ar1Exact -> "ar1-exact"
+        | Ar1BiasCorrected -> "ar1-corrected"
+        | NipyAr1 -> "nipy-ar1"
+
     /// Whitened design, its pseudo-inverse and covariance for one AR filter.
     type private Prepared =
         {

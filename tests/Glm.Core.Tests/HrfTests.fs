@@ -120,7 +120,13 @@ let tests =
                             Close.all acc regs[j] expected[j] header[j] ]
           testList
               "laws"
-              [ testPropertyWithConfig
+              [ testCase "name is the inverse of parse: parse (name m) = m for every built-in model" <| fun () ->
+                    for model in [ Spm; SpmDerivative; SpmDerivativeDispersion; Glover; GloverDerivative
+                                   GloverDerivativeDispersion; Fir [| 0; 1; 2 |]; NoHrf ] do
+                        match Hrf.parse [| 0; 1; 2 |] (Hrf.name model) with
+                        | Ok parsed -> Expect.equal (Hrf.name parsed) (Hrf.name model) $"round trip of {Hrf.name model}"
+                        | Error e -> failtest $"{Hrf.name model} does not parse: {e}"
+                testPropertyWithConfig
                     config
                     "convolution is linear: regressor of A ∪ B = regressor A + regressor B (glover, spm, none; atol 1e-10 × scale)"
                 <| Prop.forAll (Arb.fromGen (Gen.zip conditionGen conditionGen)) (fun (a, b) ->
