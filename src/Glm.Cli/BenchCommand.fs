@@ -60,9 +60,8 @@ type BenchArgs =
 let private nx, ny, nz, nt = 64, 64, 36, 300
 let private inv = CultureInfo.InvariantCulture
 
-/// Writes the benchmark image volume by volume (so generating it never holds the series): a smooth brain-like
-/// baseline plus seeded Gaussian-ish noise, as float32.
-let private generate (path: string) =
+/// The benchmark runs' grid: 3 × 3 × 3.5 mm voxels, TR 2 s.
+let private benchWriteOptions (descrip: string) =
     let affine =
         array2D
             [ [ -3.0; 0.0; 0.0; 96.0 ]
@@ -70,23 +69,31 @@ let private generate (path: string) =
               [ 0.0; 0.0; 3.5; -60.0 ]
               [ 0.0; 0.0; 0.0; 1.0 ] ]
 
-    let options =
-        { Nifti.writeOptions [| int64 nx; int64 ny; int64 nz; int64 nt |] affine with
-            TR = Some 2.0
-            Descrip = "fmriglm bench" }
+    { Nifti.writeOptions [| int64 nx; int64 ny; int64 nz; int64 nt |] affine with
+        TR = Some 2.0
+        Descrip = descrip }
 
+/// Baseline intensity of voxel n (an ellipsoid brain of 600–1000 on a background of 5) and its quadrant of the
+/// brain (0–3; −1 outside), where the first-level benchmark plants condition q.
+let private brainAt (n: int) =
+    let i, j, k = n % nx, n / nx % ny, n / (nx * ny)
+
+    let r2 =
+        ((float i - 31.5) / 26.0) ** 2.0
+        + ((float j - 31.5) / 30.0) ** 2.0
+        + ((float k - 17.5) / 16.0) ** 2.0
+
+    if r2 < 1.0 then
+        600.0 + 400.0 * (1.0 - r2), (if i < 32 then 0 else 1) + (if j < 32 then 0 else 2)
+    else
+        5.0, -1
+
+/// Writes the benchmark image volume by volume (so generating it never holds the series): a smooth brain-like
+/// baseline plus seeded Gaussian-ish noise, as float32.
+let private generate (path: string) =
+    let options = benchWriteOptions "fmriglm bench"
     let per = nx * ny * nz
-
-    let baseline =
-        Array.init per (fun n ->
-            let i, j, k = n % nx, n / nx % ny, n / (nx * ny)
-
-            let r2 =
-                ((float i - 31.5) / 26.0) ** 2.0
-                + ((float j - 31.5) / 30.0) ** 2.0
-                + ((float k - 17.5) / 16.0) ** 2.0
-
-            if r2 < 1.0 then 600.0 + 400.0 * (1.0 - r2) else 5.0)
+    let baseline = Array.init per (brainAt >> fst)
 
     let random = Random 20261124
     let volume = Array.zeroCreate<float32> per
@@ -142,37 +149,14 @@ let private benchEvents =
 /// Writes the first-level benchmark run: the `bench nifti` brain, AR(1)-like noise, and each condition planted
 /// (3 % signal change) in one quadrant of the brain; plus its events.tsv.
 let private generateFirstLevel (path: string) (eventsPath: string) =
-    let affine =
-        array2D
-            [ [ -3.0; 0.0; 0.0; 96.0 ]
-              [ 0.0; 3.0; 0.0; -96.0 ]
-              [ 0.0; 0.0; 3.5; -60.0 ]
-              [ 0.0; 0.0; 0.0; 1.0 ] ]
-
-    let options =
-        { Nifti.writeOptions [| int64 nx; int64 ny; int64 nz; int64 nt |] affine with
-            TR = Some 2.0
-            Descrip = "fmriglm bench first-level" }
+    let options = benchWriteOptions "fmriglm bench first-level"
 
     let per = nx * ny * nz
 
     let design, _ =
         DesignMatrix.makeFirstLevel (DesignMatrix.frameTimes nt 2.0 0.0) (Some benchEvents) DesignMatrix.defaults
 
-    let baseline, quadrant =
-        Array.init per (fun n ->
-            let i, j, k = n % nx, n / nx % ny, n / (nx * ny)
-
-            let r2 =
-                ((float i - 31.5) / 26.0) ** 2.0
-                + ((float j - 31.5) / 30.0) ** 2.0
-                + ((float k - 17.5) / 16.0) ** 2.0
-
-            if r2 < 1.0 then
-                600.0 + 400.0 * (1.0 - r2), (if i < 32 then 0 else 1) + (if j < 32 then 0 else 2)
-            else
-                5.0, -1)
-        |> Array.unzip
+    let baseline, quadrant = Array.init per brainAt |> Array.unzip
 
     let random = Random 20261124
     let noise = Array.zeroCreate<float> per

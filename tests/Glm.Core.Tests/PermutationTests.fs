@@ -18,12 +18,6 @@ let private input () =
 
 let private expectedVolume file = (Nifti.read (Reference.path "second_level" case' file)).Data
 
-/// Textbook one-sample t: mean / (sd / √n).
-let private textbookT (y: float[]) =
-    let n = float y.Length
-    let mean = Array.average y
-    let ss = y |> Array.sumBy (fun v -> (v - mean) * (v - mean))
-    mean / sqrt (ss / (n - 1.0) / n)
 
 /// 4 to 9 subjects × 1 to 4 voxels, values uniform in [−3, 3] at full double resolution (so that two different
 /// sign flips tie only when the statistic makes them tie, as ±t in a two-sided test).
@@ -89,7 +83,7 @@ let tests =
                     let options = { PermutationOptions.defaults with AllSignFlips = true; TwoSidedTest = two; Threads = 1 }
                     let r = Permutation.permutedOls options None (Array.create n 1.0) None (Float64 values)
                     let score (t: float) = if two then abs t else t
-                    let tOf (flip: int) k = textbookT (Array.init n (fun i -> (if (flip >>> i) &&& 1 = 1 then -1.0 else 1.0) * values[k * n + i]))
+                    let tOf (flip: int) k = Textbook.oneSampleT (Array.init n (fun i -> (if (flip >>> i) &&& 1 = 1 then -1.0 else 1.0) * values[k * n + i]))
                     let maxima = Array.init (1 <<< n) (fun flip -> [ 0 .. v - 1 ] |> List.map (tOf flip >> score) |> List.max)
 
                     [ 0 .. v - 1 ]

@@ -59,12 +59,6 @@ let private statTypeOf (e: JsonElement) =
 let private parityCases =
     Reference.cases "second_level" |> Array.filter (fun c -> c <> "non-parametric-one-sample")
 
-/// Textbook one-sample t: mean / (sd / √n).
-let private textbookT (y: float[]) =
-    let n = float y.Length
-    let mean = Array.average y
-    let ss = y |> Array.sumBy (fun v -> (v - mean) * (v - mean))
-    mean / sqrt (ss / (n - 1.0) / n)
 
 /// 3 to 12 subjects × 1 to 5 voxels of values in [−3, 3] with spread (no voxel is constant).
 let private subjectsByVoxels =
@@ -93,7 +87,7 @@ let tests =
 
                     [ 0 .. v - 1 ]
                     |> List.forall (fun k ->
-                        let expected = textbookT values[k * n .. k * n + n - 1]
+                        let expected = Textbook.oneSampleT values[k * n .. k * n + n - 1]
                         abs (t[k] - expected) <= 1e-9 * abs expected + 1e-12))
 
             testPropertyWithConfig config "scaling the intercept column leaves t unchanged (relative 1e-9)" <|

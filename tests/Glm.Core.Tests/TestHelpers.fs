@@ -140,3 +140,12 @@ module Grid =
 
     /// Size of the 6-connected component containing the seed.
     let componentSize (shape: FmriGlm.Core.GridShape) (inSet: bool[]) (seed: int) = (faceComponent shape inSet seed).Count
+
+/// Closed forms that laws compare against.
+module Textbook =
+    /// One-sample t: mean / (sd / √n), sd with n − 1.
+    let oneSampleT (y: float[]) =
+        let n = float y.Length
+        let mean = Array.average y
+        let ss = y |> Array.sumBy (fun v -> (v - mean) * (v - mean))
+        mean / sqrt (ss / (n - 1.0) / n)
