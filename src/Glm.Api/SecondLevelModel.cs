@@ -122,7 +122,22 @@ public sealed class SecondLevelModel
     /// <exception cref="Core.GlmInputException">Fewer than 2 models, a model not fitted, no first-level contrast,
     /// models on different grids or affines, a contrast with more than one row or naming an unknown column, or a
     /// design without one row per model.</exception>
-    public SecondLevelModel Fit(IReadOnlyList<FirstLevelModel> models, string? firstLevelContrast, DesignMatrix? design = null)
+    public SecondLevelModel Fit(IReadOnlyList<FirstLevelModel> models, string? firstLevelContrast, DesignMatrix? design = null) =>
+        FitModels(models, firstLevelContrast is null ? FSharpOption<Core.ContrastDefinition>.None : FSharpOption<Core.ContrastDefinition>.Some(Core.ContrastDefinition.NewExpression(firstLevelContrast)), design);
+
+    /// <summary>As <see cref="Fit(IReadOnlyList{FirstLevelModel}, string?, DesignMatrix?)"/> with the first-level
+    /// contrast given as one weight per design column (the same for every run of every model).</summary>
+    /// <exception cref="Core.GlmInputException">As for the expression overload; also weights not matching a
+    /// model's design columns.</exception>
+    public SecondLevelModel Fit(IReadOnlyList<FirstLevelModel> models, double[] firstLevelContrast, DesignMatrix? design = null)
+    {
+        ArgumentNullException.ThrowIfNull(firstLevelContrast);
+        var w = new double[1, firstLevelContrast.Length];
+        for (var j = 0; j < w.Length; j++) w[0, j] = firstLevelContrast[j];
+        return FitModels(models, FSharpOption<Core.ContrastDefinition>.Some(Core.ContrastDefinition.NewWeights(w)), design);
+    }
+
+    private SecondLevelModel FitModels(IReadOnlyList<FirstLevelModel> models, FSharpOption<Core.ContrastDefinition> firstLevelContrast, DesignMatrix? design)
     {
         ArgumentNullException.ThrowIfNull(models);
         var fits = models.Select((m, i) =>
@@ -130,7 +145,7 @@ public sealed class SecondLevelModel
             ?? throw new Core.GlmInputException($"second_level_input[{i}]", "has not been fit yet")).ToArray();
         var input = Core.SecondLevelImages.ofFirstLevel(
             Microsoft.FSharp.Collections.ListModule.OfSeq(fits),
-            firstLevelContrast is null ? FSharpOption<Core.ContrastDefinition>.None : FSharpOption<Core.ContrastDefinition>.Some(Core.ContrastDefinition.NewExpression(firstLevelContrast)),
+            firstLevelContrast,
             _options.MaskImg is null ? FSharpOption<bool[]>.None : FSharpOption<bool[]>.Some(Core.Nifti.read(_options.MaskImg).Data.Select(x => x != 0.0).ToArray()),
             _options.SmoothingFwhm is double f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None);
         var coreDesign = design is null ? Intercept(input.Subjects) : new Core.DesignMatrix(design.ColumnNames.ToArray(), design.Values);

@@ -117,8 +117,20 @@ public class SecondLevelModelTests
     public void Fit_on_first_level_models_without_first_level_contrast_throws_naming_it()
     {
         var first = FittedFirstLevel();
-        var e = Assert.Throws<GlmInputException>(() => new SecondLevelModel().Fit(new[] { first, first }, null));
+        var e = Assert.Throws<GlmInputException>(() => new SecondLevelModel().Fit(new[] { first, first }, (string?)null));
         Assert.Contains("first_level_contrast", e.Message);
+    }
+
+    [Fact]
+    public void Fit_on_first_level_models_with_weights_equals_the_expression_exactly()
+    {
+        var first = FittedFirstLevel();
+        var names = first.DesignMatrices[0].ColumnNames.ToList();
+        var w = new double[names.Count];
+        w[names.IndexOf("face")] = 1; w[names.IndexOf("house")] = -1;
+        var byName = new SecondLevelModel().Fit(new[] { first, first }, "face - house").ComputeContrast();
+        var byWeights = new SecondLevelModel().Fit(new[] { first, first }, w).ComputeContrast();
+        Assert.Equal(byName.EffectSize[0], byWeights.EffectSize[0]);
     }
 
     [Fact]
