@@ -152,6 +152,9 @@ public sealed class FirstLevelModel
 
     private Core.FirstLevelFit Fitted => _fit ?? throw new InvalidOperationException("Call Fit first.");
 
+    /// <summary>The core fit, null before <c>Fit</c> (for <see cref="SecondLevelModel"/>).</summary>
+    internal Core.FirstLevelFit? CoreFit => _fit;
+
     /// <summary>Fits the runs (same grid and affine), as nilearn's <c>fit</c>.</summary>
     /// <exception cref="Core.GlmInputException">Bad input: see docs/first-level.md (grids, row counts, NaN, …).</exception>
     public FirstLevelModel Fit(IReadOnlyList<FirstLevelRun> runs)

@@ -109,6 +109,51 @@ public sealed class SecondLevelModel
         return this;
     }
 
+    /// <summary>Fits the model to fitted first-level models (nilearn <c>fit(list_of_FirstLevelModel)</c> then
+    /// <c>compute_contrast(first_level_contrast=...)</c>): each model's effect-size map of
+    /// <paramref name="firstLevelContrast"/> is one subject, in list order (the design's rows). Without a design,
+    /// the one-sample design (a single "intercept" column). Without <c>MaskImg</c>, the mask is nilearn's: the
+    /// background mask of the first model's effect map of its first design column (the first-level mask, in
+    /// practice).</summary>
+    /// <param name="models">At least 2 fitted first-level models on the same grid and affine.</param>
+    /// <param name="firstLevelContrast">The first-level contrast (expression over each model's design columns);
+    /// null is refused, as nilearn refuses it.</param>
+    /// <param name="design">The group design, one row per model; null for the intercept only.</param>
+    /// <exception cref="Core.GlmInputException">Fewer than 2 models, a model not fitted, no first-level contrast,
+    /// models on different grids or affines, a contrast with more than one row or naming an unknown column, or a
+    /// design without one row per model.</exception>
+    public SecondLevelModel Fit(IReadOnlyList<FirstLevelModel> models, string? firstLevelContrast, DesignMatrix? design = null) =>
+        FitModels(models, firstLevelContrast is null ? FSharpOption<Core.ContrastDefinition>.None : FSharpOption<Core.ContrastDefinition>.Some(Core.ContrastDefinition.NewExpression(firstLevelContrast)), design);
+
+    /// <summary>As <see cref="Fit(IReadOnlyList{FirstLevelModel}, string?, DesignMatrix?)"/> with the first-level
+    /// contrast given as one weight per design column (the same for every run of every model).</summary>
+    /// <exception cref="Core.GlmInputException">As for the expression overload; also weights not matching a
+    /// model's design columns.</exception>
+    public SecondLevelModel Fit(IReadOnlyList<FirstLevelModel> models, double[] firstLevelContrast, DesignMatrix? design = null)
+    {
+        ArgumentNullException.ThrowIfNull(firstLevelContrast);
+        var w = new double[1, firstLevelContrast.Length];
+        for (var j = 0; j < w.Length; j++) w[0, j] = firstLevelContrast[j];
+        return FitModels(models, FSharpOption<Core.ContrastDefinition>.Some(Core.ContrastDefinition.NewWeights(w)), design);
+    }
+
+    private SecondLevelModel FitModels(IReadOnlyList<FirstLevelModel> models, FSharpOption<Core.ContrastDefinition> firstLevelContrast, DesignMatrix? design)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        var fits = models.Select((m, i) =>
+            (m ?? throw new ArgumentNullException(nameof(models), $"model {i} is null")).CoreFit
+            ?? throw new Core.GlmInputException($"second_level_input[{i}]", "has not been fit yet")).ToArray();
+        var input = Core.SecondLevelImages.ofFirstLevel(
+            Microsoft.FSharp.Collections.ListModule.OfSeq(fits),
+            firstLevelContrast,
+            _options.MaskImg is null ? FSharpOption<bool[]>.None : FSharpOption<bool[]>.Some(Core.Nifti.read(_options.MaskImg).Data.Select(x => x != 0.0).ToArray()),
+            _options.SmoothingFwhm is double f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None);
+        var coreDesign = design is null ? Intercept(input.Subjects) : new Core.DesignMatrix(design.ColumnNames.ToArray(), design.Values);
+        _fit = Core.SecondLevel.fit(_options.Threads, coreDesign, Core.VoxelData.NewFloat32(input.Data));
+        _input = input;
+        return this;
+    }
+
     internal static Core.DesignMatrix Intercept(int subjects)
     {
         var values = new double[subjects, 1];

@@ -150,3 +150,87 @@ module SecondLevelImages =
                 Datatype = datatype }
 
         Nifti.write path options (toVolume input values)
+
+    /// <summary>nilearn's <c>SecondLevelModel.fit(list_of_FirstLevelModel)</c> followed by
+    /// <c>compute_contrast(..., first_level_contrast=...)</c>, up to the group GLM: each model's effect-size map
+    /// of <paramref name="firstLevelContrast"/> (nilearn <c>model.compute_contrast(first_level_contrast,
+    /// output_type="effect_size")</c>, one row per model in list order: the design rows), masked as
+    /// <see cref="ofVolumes"/> does. Without a mask, nilearn's masker fitted on its sample map: the background mask
+    /// (border 2) of the first model's effect map of its first design column, which is the first-level mask except
+    /// where that effect is exactly 0. The effect maps are rounded to float32, as <see cref="readMaps"/> reads maps.</summary>
+    /// <exception cref="GlmInputException">Fewer than 2 models, no first-level contrast, models on different grids
+    /// or affines (nilearn's tolerance 1000·float32 eps), a contrast with more than one row (one map per subject is
+    /// needed), or a contrast a model cannot compute.</exception>
+    let ofFirstLevel
+        (fits: FirstLevelFit list)
+        (firstLevelContrast: ContrastDefinition option)
+        (mask: bool[] option)
+        (smoothingFwhm: float option)
+        : SecondLevelInput =
+        let fits = Array.ofList fits
+
+        if fits.Length < 2 then
+            raise (GlmInputException("second_level_input", $"{fits.Length} first-level model(s): a second-level model needs at least 2"))
+
+        let contrast =
+            match firstLevelContrast with
+            | Some c -> c
+            | None ->
+                raise (
+                    GlmInputException(
+                        "first_level_contrast",
+                        "is mandatory when second_level_input is a list of first-level models (the contrast of each model whose effect sizes enter the group model)"
+                    )
+                )
+
+        let reference = fits[0]
+        // nilearn INF = 1000 * np.finfo(np.float32).eps
+        let tolerance = 1000.0 * 1.1920928955078125e-07
+
+        fits
+        |> Array.iteri (fun i f ->
+            if f.Shape <> reference.Shape then
+                raise (
+                    GlmInputException(
+                        $"second_level_input[{i}]",
+                        $"grid {f.Shape.X}×{f.Shape.Y}×{f.Shape.Z} differs from model 0's {reference.Shape.X}×{reference.Shape.Y}×{reference.Shape.Z}: all first-level models must have the same shape"
+                    )
+                )
+
+            let worst = Seq.max (seq { for r in 0..3 do for c in 0..3 -> abs (f.Affine[r, c] - reference.Affine[r, c]) })
+
+            if worst > tolerance then
+                raise (GlmInputException($"second_level_input[{i}]", $"affine differs from model 0's by {worst}: all first-level models must have the same affine")))
+
+        let effectVolume (i: int) (definition: ContrastDefinition) =
+            let c =
+                try
+                    FirstLevel.computeContrast fits[i] [ definition ] None
+                with :? GlmInputException as e ->
+                    raise (GlmInputException($"second_level_input[{i}]", e.Message))
+
+            let volume = FirstLevel.outputImage fits[i] c EffectSize
+
+            if volume.Length <> reference.Shape.Count then
+                raise (
+                    GlmInputException(
+                        "first_level_contrast",
+                        $"gives {volume.Length / reference.Shape.Count} effect maps per model; a second-level input needs one (a one-row contrast)"
+                    )
+                )
+
+            Array.map float32 volume
+
+        let volumes = Array.init fits.Length (fun i -> effectVolume i contrast)
+
+        let mask, warnings =
+            match mask with
+            | Some m -> Some m, []
+            | None ->
+                let firstColumn = reference.Runs[0].Design.ColumnNames[0]
+                let sample = effectVolume 0 (Expression firstColumn) |> Array.map float
+                let r = Masking.computeBackgroundMask reference.Shape 2 0 false sample
+                Some r.Mask, r.Warnings
+
+        let input = ofVolumes "second_level_input" reference.Shape reference.Affine volumes mask smoothingFwhm
+        { input with Warnings = warnings @ input.Warnings }

@@ -90,4 +90,53 @@ public class SecondLevelModelTests
         return Enumerable.Range(0, mask.Length).Where(i => mask[i] != 0)
             .All(i => result.LogPMaxT[i] >= -1e-12 && result.LogPMaxT[i] <= Math.Log10(21) + 1e-12).ToProperty();
     }
+
+    private static FirstLevelModel FittedFirstLevel()
+    {
+        var dir = Path.Combine(Directory.GetParent(Dir("one-sample"))!.Parent!.FullName, "first_level", "ols-glover-cosine");
+        return new FirstLevelModel(new FirstLevelOptions
+        {
+            TR = 2.0, NoiseModel = "ols", HighPass = 0.01, MaskImg = Path.Combine(dir, "mask.nii.gz"), NJobs = 1,
+        }).Fit(Path.Combine(dir, "bold.nii.gz"), Events.FromTsv(Path.Combine(dir, "events.tsv")));
+    }
+
+    [Fact]
+    public void Fit_on_identical_first_level_models_gives_their_effect_as_group_effect_rtol_1e12()
+    {
+        var first = FittedFirstLevel();
+        var model = new SecondLevelModel(new SecondLevelOptions { Threads = 1 }).Fit(new[] { first, first, first }, "face - house");
+        var group = model.ComputeContrast();
+        var effect = first.ComputeContrast("face - house").EffectSize();
+        Assert.Equal(first.Mask.Count(b => b), model.Mask.Count(b => b));
+        for (var v = 0; v < effect.Length; v++)
+            if (model.Mask[v])
+                Assert.True(Math.Abs(group.EffectSize[0][v] - (float)effect[v]) <= 1e-12 * Math.Abs(effect[v]), $"voxel {v}: {group.EffectSize[0][v]} vs {effect[v]}");
+    }
+
+    [Fact]
+    public void Fit_on_first_level_models_without_first_level_contrast_throws_naming_it()
+    {
+        var first = FittedFirstLevel();
+        var e = Assert.Throws<GlmInputException>(() => new SecondLevelModel().Fit(new[] { first, first }, (string?)null));
+        Assert.Contains("first_level_contrast", e.Message);
+    }
+
+    [Fact]
+    public void Fit_on_first_level_models_with_weights_equals_the_expression_exactly()
+    {
+        var first = FittedFirstLevel();
+        var names = first.DesignMatrices[0].ColumnNames.ToList();
+        var w = new double[names.Count];
+        w[names.IndexOf("face")] = 1; w[names.IndexOf("house")] = -1;
+        var byName = new SecondLevelModel().Fit(new[] { first, first }, "face - house").ComputeContrast();
+        var byWeights = new SecondLevelModel().Fit(new[] { first, first }, w).ComputeContrast();
+        Assert.Equal(byName.EffectSize[0], byWeights.EffectSize[0]);
+    }
+
+    [Fact]
+    public void Fit_on_an_unfitted_first_level_model_throws_naming_its_index()
+    {
+        var e = Assert.Throws<GlmInputException>(() => new SecondLevelModel().Fit(new[] { FittedFirstLevel(), new FirstLevelModel(2.0) }, "face"));
+        Assert.Contains("second_level_input[1]", e.Message);
+    }
 }

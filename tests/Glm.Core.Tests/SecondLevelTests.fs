@@ -169,3 +169,112 @@ let tests =
                 Expect.throwsT<GlmInputException> (fun () -> SecondLevel.fit 1 design (Float64 [| 1.0; 2.0; 3.0 |]) |> ignore) "3 values, 4 rows"
         ]
     ]
+
+// ------------------------------------------------------------ second level on fitted first-level models
+
+let private flGrid = { X = 3; Y = 3; Z = 2 }
+let private flScans = 16
+
+let private flAffine =
+    Array2D.init 4 4 (fun r c -> if r = c then (if r = 3 then 1.0 else 2.0) else 0.0)
+
+/// A first-level OLS fit of seeded uniform volumes on a given design (task, constant): the given mask, no scaling.
+let private firstLevelFitMasked (mask: MaskSource) (shape: GridShape) (seed: int) =
+    let rng = Random seed
+    let task = Array.init flScans (fun t -> if t % 4 < 2 then 1.0 else 0.0)
+    let design = { ColumnNames = [| "task"; "constant" |]; Values = Array2D.init flScans 2 (fun t c -> if c = 0 then task[t] else 1.0) }
+
+    let volumes =
+        Array.init flScans (fun t -> Array.init shape.Count (fun v -> float32 (100.0 + float (v % 5) * task[t] + 10.0 * rng.NextDouble())))
+
+    let options = { FirstLevel.defaults with Mask = mask; NoiseModel = Ols; SignalScaling = NoScaling; Threads = 1 }
+
+    FirstLevel.fit
+        options
+        [ { Bold = BoldVolumes(shape, flAffine, volumes)
+            Events = None
+            Confounds = None
+            DesignMatrix = Some design
+            SampleMask = None } ]
+
+let private firstLevelFit = firstLevelFitMasked NoMask
+
+let private intercept n = { ColumnNames = [| "intercept" |]; Values = Array2D.create n 1 1.0 }
+
+let private groupMaps (input: SecondLevelInput) =
+    let fit = SecondLevel.fit 1 (intercept input.Subjects) (Float32 input.Data)
+    SecondLevel.maps (SecondLevel.computeContrast fit SecondLevelContrast.Default None)
+
+let private temp (what: string) = Path.Combine(Path.GetTempPath(), $"fmriglm-flm-{what}-{Guid.NewGuid():N}.nii.gz")
+
+[<Tests>]
+let firstLevelInputTests =
+    testList "SecondLevelInputs" [
+        testPropertyWithConfig { config with maxTest = 15 } "group maps from first-level models equal those from their effect maps written as float32 files and read as a list of maps (exact, 0 tolerance)" <| fun (seed: int) (extra: byte) ->
+            let n = 2 + int extra % 4
+            let fits = List.init n (fun s -> firstLevelFit flGrid (seed + 7919 * s))
+            let fromModels = SecondLevelImages.ofFirstLevel fits (Some(ContrastDefinition.Expression "task")) None None
+
+            let paths = Array.init n (fun i -> temp $"sub{i}")
+            let maskPath = temp "mask"
+
+            try
+                fits
+                |> List.iteri (fun i f ->
+                    let c = FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None
+                    Nifti.write paths[i] { Nifti.writeOptions [| 3L; 3L; 2L |] flAffine with Datatype = NiftiDatatype.Float32 } (FirstLevel.outputImage f c EffectSize))
+
+                Nifti.write maskPath { Nifti.writeOptions [| 3L; 3L; 2L |] flAffine with Datatype = NiftiDatatype.UInt8 } (fromModels.Mask |> Array.map (fun b -> if b then 1.0 else 0.0))
+                let fromFiles = SecondLevelImages.readMaps paths (Some maskPath) None
+                let a, b = groupMaps fromModels, groupMaps fromFiles
+
+                fromModels.Data = fromFiles.Data
+                && fromModels.Grid.Voxels = fromFiles.Grid.Voxels
+                && a.EffectSize = b.EffectSize
+                && a.Stat = b.Stat
+                && a.EffectVariance = b.EffectVariance
+            finally
+                for p in Array.append paths [| maskPath |] do
+                    if File.Exists p then File.Delete p
+
+        testCase "identical subjects: the one-sample group effect is the first-level effect (rtol 1e-12) with zero variance (atol 1e-20)" <| fun () ->
+            // 6×6×6 with the first-level mask inside the 2-voxel border: the border is mostly 0, so nilearn's
+            // background mask of the sample map is the first-level mask.
+            let shape = { X = 6; Y = 6; Z = 6 }
+            let inside k = k >= 1 && k <= 4
+            let mask = Array.init shape.Count (fun v -> inside (v % 6) && inside (v / 6 % 6) && inside (v / 36))
+            let f = firstLevelFitMasked (MaskArray mask) shape 11
+            let input = SecondLevelImages.ofFirstLevel [ f; f; f; f ] (Some(ContrastDefinition.Expression "task")) None None
+            let first = FirstLevel.maskedOutput (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) EffectSize
+            let maps = groupMaps input
+            Expect.equal input.Grid.Voxels f.MaskedIndices "the mask of the sample map is the first-level mask"
+            let expected = first |> Array.map (float32 >> float)
+            Close.all { absolute = 0.0; relative = 1e-12 } maps.EffectSize expected "group effect = first-level effect"
+            Close.all { absolute = 1e-20; relative = 0.0 } maps.EffectVariance (Array.zeroCreate expected.Length) "no between-subject variance"
+
+        testCase "no first-level contrast is refused, naming first_level_contrast" <| fun () ->
+            let fits = [ firstLevelFit flGrid 1; firstLevelFit flGrid 2 ]
+
+            try
+                SecondLevelImages.ofFirstLevel fits None None None |> ignore
+                failtest "expected GlmInputException"
+            with :? GlmInputException as e ->
+                Expect.stringContains e.Message "first_level_contrast" "names the argument"
+
+        testCase "models on different grids are refused, naming the model's index" <| fun () ->
+            let fits = [ firstLevelFit flGrid 1; firstLevelFit { X = 3; Y = 2; Z = 2 } 2 ]
+
+            try
+                SecondLevelImages.ofFirstLevel fits (Some(ContrastDefinition.Expression "task")) None None |> ignore
+                failtest "expected GlmInputException"
+            with :? GlmInputException as e ->
+                Expect.stringContains e.Message "second_level_input[1]" "names the model"
+
+        testCase "a single model and a two-row first-level contrast are refused" <| fun () ->
+            let f = firstLevelFit flGrid 3
+            Expect.throwsT<GlmInputException> (fun () -> SecondLevelImages.ofFirstLevel [ f ] (Some(ContrastDefinition.Expression "task")) None None |> ignore) "one model"
+
+            Expect.throwsT<GlmInputException>
+                (fun () -> SecondLevelImages.ofFirstLevel [ f; f ] (Some(ContrastDefinition.Weights(array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ] ]))) None None |> ignore)
+                "an F contrast gives two maps per subject"
+    ]
