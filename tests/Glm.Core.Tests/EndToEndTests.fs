@@ -35,6 +35,12 @@ let private start (args: string list) =
 let private finish (p: Process) =
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEndAsync()
+
+    // A child that hangs (a browser waiting on the network, say) must fail the test, never stall the suite.
+    if not (p.WaitForExit(TimeSpan.FromMinutes 5.0)) then
+        p.Kill true
+        failtestf "%s did not finish within 5 minutes and was killed" p.StartInfo.FileName
+
     p.WaitForExit()
     p.ExitCode, out.Result, err.Result
 
@@ -124,7 +130,12 @@ let tests =
                 File.WriteAllText(probe, html.Replace("</body>", script + "</body>"))
                 let chromium (args: string list) =
                     let psi = ProcessStartInfo("/usr/bin/chromium", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-                    for a in [ "--headless"; "--no-sandbox"; "--disable-gpu"; "--virtual-time-budget=5000" ] @ args do psi.ArgumentList.Add a
+                    // Offline flags: this machine's closed network refuses Chromium's background connections.
+                    let profile = Path.Combine(root, "chromium-profile")
+                    for a in [ "--headless"; "--no-sandbox"; "--disable-gpu"; "--disable-quic"; "--no-first-run"
+                               "--disable-background-networking"; "--disable-component-update"; "--disable-sync"
+                               "--user-data-dir=" + profile; "--virtual-time-budget=5000" ] @ args do
+                        psi.ArgumentList.Add a
                     Process.Start psi |> finish
                 let _, dom, _ = chromium [ "--dump-dom"; "file://" + probe ]
                 let title = Text.RegularExpressions.Regex.Match(dom, "<title>images:(\d+) broken:(\d+)</title>")
