@@ -49,16 +49,12 @@ internal static class Interop
         _ => throw new ArgumentException($"unknown stat type '{statType}': use t, F or tmin-conjunction", nameof(statType)),
     };
 
-    /// <summary>Parses nilearn's noise model spellings ("ols", "ar1", "ar2", …) "ar1-exact" and "ar1-corrected".</summary>
+    /// <summary>Parses a noise model as the core spells it: nilearn's "ols", "ar1", "ar2", … and the extras
+    /// "ar1-exact", "ar1-corrected", "nipy-ar1".</summary>
+    /// <exception cref="Core.GlmInputException">The spelling is none of those; names <c>noise_model</c>.</exception>
     internal static Core.NoiseModel ParseNoiseModel(string noiseModel)
     {
-        if (noiseModel == "ols") return Core.NoiseModel.Ols;
-        if (noiseModel == "ar1-exact") return Core.NoiseModel.Ar1Exact;
-        if (noiseModel == "ar1-corrected") return Core.NoiseModel.Ar1BiasCorrected;
-        if (noiseModel.StartsWith("ar", StringComparison.Ordinal)
-            && int.TryParse(noiseModel.AsSpan(2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var order)
-            && order >= 1)
-            return Core.NoiseModel.NewAr(order);
-        throw new Core.GlmInputException("noise_model", $"'{noiseModel}' is not a noise model: use ols, ar1, ar2, ..., ar1-exact or ar1-corrected");
+        var parsed = Core.Regression.parseNoiseModel(noiseModel);
+        return parsed.IsOk ? parsed.ResultValue : throw new Core.GlmInputException("noise_model", parsed.ErrorValue);
     }
 }

@@ -24,23 +24,9 @@ type BenchGlmArgs =
             | Noise_Model _ -> "ols, ar1 (default), ar2, ..., ar1-exact or ar1-corrected."
 
 let private noiseModel (text: string) =
-    match text with
-    | "ols" -> Ols
-    | "ar1-exact" -> Ar1Exact
-    | "ar1-corrected" -> Ar1BiasCorrected
-    | s when
-        s.StartsWith "ar"
-        && fst (Int32.TryParse(s.Substring 2))
-        && int (s.Substring 2) >= 1
-        ->
-        Ar(int (s.Substring 2))
-    | s ->
-        raise (
-            GlmInputException(
-                "--noise-model",
-                $"'{s}' is not a noise model: use ols, ar1, ar2, ..., ar1-exact or ar1-corrected"
-            )
-        )
+    match Regression.parseNoiseModel text with
+    | Ok model -> model
+    | Error e -> raise (GlmInputException("--noise-model", e))
 
 /// Runs the benchmark: float32 data with AR(1) noise (ρ = 0.3), a sinusoid-and-block design, then 4 contrasts.
 let run (args: ParseResults<BenchGlmArgs>) : int =

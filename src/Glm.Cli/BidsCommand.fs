@@ -46,7 +46,7 @@ type BidsArgs =
             | Hrf_Model _ -> "HRF model as nilearn spells it (default glover)."
             | Drift_Model _ -> "cosine (default), polynomial or none."
             | High_Pass _ -> "high-pass cut-off of the cosine drift, in Hz (default 0.01)."
-            | Noise_Model _ -> "ar1 (default), arN or ols."
+            | Noise_Model _ -> "ar1 (default), arN, ols, or the extras ar1-exact, ar1-corrected (bias-corrected AR(1)), nipy-ar1."
             | Contrast _ -> "a contrast expression over the design columns, e.g. \"faces - houses\"; repeat for several (default: one per condition)."
             | Height_Control _ -> "threshold of the reports: fpr (default), fdr, bonferroni or none."
             | Alpha _ -> "error rate of the reports' threshold (default 0.001)."
@@ -125,10 +125,9 @@ let settings (args: ParseResults<BidsArgs>) : BidsSettings =
         | other -> bad $"--drift-model is cosine, polynomial or none, not '{other}'"
 
     let noise =
-        match args.GetResult(Noise_Model, "ar1").ToLowerInvariant() with
-        | "ols" -> Ols
-        | s when s.StartsWith "ar" && fst (Int32.TryParse(s.Substring 2)) && int (s.Substring 2) >= 1 -> Ar(int (s.Substring 2))
-        | other -> bad $"--noise-model is ar1, arN or ols, not '{other}'"
+        match Regression.parseNoiseModel (args.GetResult(Noise_Model, "ar1")) with
+        | Ok model -> model
+        | Error e -> bad $"--noise-model: {e}"
 
     let fwhm = args.GetResult(Smoothing_Fwhm, 0.0)
     if fwhm < 0.0 then bad "--smoothing-fwhm must be ≥ 0"

@@ -62,7 +62,7 @@ type FirstLevelArgs =
             | Smoothing_Fwhm _ -> "Gaussian smoothing FWHM, in mm (default none)."
             | Signal_Scaling _ -> "0 (default: each voxel's mean), '0,1' (grand mean) or false."
             | Standardize -> "accepted for nilearn compatibility; has no effect, as in nilearn 0.13.1."
-            | Noise_Model _ -> "ar1 (default), ols, ar2, ..."
+            | Noise_Model _ -> "ar1 (default), ols, ar2, ..., or the extras ar1-exact, ar1-corrected (bias-corrected AR(1)), nipy-ar1."
             | Bins _ -> "AR(1) bins (default 100)."
             | Keep_Diagnostics -> "also write R², residuals and predicted values (nilearn minimize_memory=False)."
             | N_Jobs _ -> "threads (default: every core); results do not depend on it."

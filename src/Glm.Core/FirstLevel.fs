@@ -321,18 +321,9 @@ module FirstLevel =
         | "all" -> Ok [ ZScore; Stat; PValue; EffectSize; EffectVariance ]
         | _ -> Error [ "z_score"; "stat"; "p_value"; "effect_size"; "effect_variance"; "all" ]
 
-    /// <summary>Parses nilearn's spelling of a noise model: "ols", "ar1", "ar2", ….</summary>
-    let parseNoiseModel (text: string) : Result<NoiseModel, string> =
-        match text with
-        | "ols" -> Ok Ols
-        | t when
-            t.StartsWith "ar"
-            && t.Length > 2
-            && Seq.forall Char.IsDigit t[2..]
-            && int t[2..] >= 1
-            ->
-            Ok(Ar(int t[2..]))
-        | _ -> Error "noise_model must be 'ols' or 'arN' with N ≥ 1 ('ar1', 'ar2', …)"
+    /// <summary>Parses a noise model as nilearn spells it ("ols", "ar1", "ar2", …) or one of the extras
+    /// (<c>Regression.parseNoiseModel</c>).</summary>
+    let parseNoiseModel (text: string) : Result<NoiseModel, string> = Regression.parseNoiseModel text
 
     // ---------------------------------------------------------------- reading runs
 

@@ -140,6 +140,21 @@ module Regression =
         | Ar1BiasCorrected -> "ar1-corrected"
         | NipyAr1 -> "nipy-ar1"
 
+    /// <summary>Parses a noise model as <c>noiseModelName</c> spells it (its inverse): nilearn's "ols", "ar1", "ar2", …
+    /// (case-insensitive, surrounding blanks ignored) and the extras "ar1-exact", "ar1-corrected", "nipy-ar1".</summary>
+    /// <returns>The model, or an error naming what is accepted.</returns>
+    let parseNoiseModel (text: string) : Result<NoiseModel, string> =
+        let t = if isNull text then "" else text.Trim().ToLowerInvariant()
+
+        match t with
+        | "ols" -> Ok Ols
+        | "ar1-exact" -> Ok Ar1Exact
+        | "ar1-corrected" -> Ok Ar1BiasCorrected
+        | "nipy-ar1" -> Ok NipyAr1
+        | _ when t.StartsWith "ar" && t.Length > 2 && t.Length < 6 && Seq.forall Char.IsDigit t[2..] && int t[2..] >= 1 ->
+            Ok(Ar(int t[2..]))
+        | _ -> Error $"'{text}' is not a noise model: use ols, ar1, ar2, …, ar1-exact, ar1-corrected or nipy-ar1"
+
     /// Whitened design, its pseudo-inverse and covariance for one AR filter.
     type private Prepared =
         {

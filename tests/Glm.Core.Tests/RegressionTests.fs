@@ -226,7 +226,13 @@ let tests =
                         Expect.isGreaterThan r 0.99 $"{c.Name}: correlation of z maps" ]
           testList
               "laws"
-              [ testProperty "OLS betas of X·b recover b (absolute 1e-8)"
+              [ testCase "parseNoiseModel is the inverse of noiseModelName (ols, ar1…ar5, ar1-exact, ar1-corrected, nipy-ar1)"
+                <| fun () ->
+                    for model in [ Ols; Ar 1; Ar 2; Ar 3; Ar 4; Ar 5; Ar1Exact; Ar1BiasCorrected; NipyAr1 ] do
+                        let name = Regression.noiseModelName model
+                        Expect.equal (Regression.parseNoiseModel name) (Ok model) name
+                        Expect.equal (Regression.parseNoiseModel (" " + name.ToUpperInvariant() + " ")) (Ok model) $"{name}, upper case, blanks"
+                testProperty "OLS betas of X·b recover b (absolute 1e-8)"
                 <| Prop.forAll GlmGenerators.designAndData (fun (x, _, voxels) ->
                     let n, p = Array2D.length1 x, Array2D.length2 x
                     let b = Array.init (p * voxels) (fun k -> float (k % 7) - 3.0)
@@ -407,7 +413,15 @@ let tests =
                         Expect.isFalse (z |> Array.exists Double.IsNaN) $"{noise}: z has no NaN" ]
           testList
               "errors"
-              [ testCase "data that is not a whole number of scan series throws ArgumentException"
+              [ testCase "an unknown noise model is an error naming it and what is accepted"
+                <| fun () ->
+                    for bad in [ "ar0"; "ar"; "arx"; "gls"; "" ] do
+                        match Regression.parseNoiseModel bad with
+                        | Ok m -> failtest $"'{bad}' parsed as {m}"
+                        | Error e ->
+                            Expect.stringContains e $"'{bad}'" "names the spelling"
+                            Expect.stringContains e "ar1-corrected" "lists what is accepted"
+                testCase "data that is not a whole number of scan series throws ArgumentException"
                 <| fun () ->
                     let x = Array2D.create 10 2 1.0
 
