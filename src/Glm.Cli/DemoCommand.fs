@@ -14,6 +14,7 @@ type DemoArgs =
     | [<Unique>] Out of dir: string
     | [<Unique>] Subjects of count: int
     | [<Unique; AltCommandLine("-q")>] Quiet
+    | [<Unique>] Noise_Model of model: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -21,6 +22,7 @@ type DemoArgs =
             | Out _ -> "folder for the demo's files (default: a new temporary folder)."
             | Subjects _ -> "number of simulated subjects (default 4; the group level needs at least 2)."
             | Quiet -> "print only the recovery table."
+            | Noise_Model _ -> "first-level noise model: ar1 (default, nilearn's), ols, arN, ar1-exact, ar1-corrected."
 
 /// The demo's threshold: nilearn's threshold_stats_img defaults (fpr, α = 0.001, two-sided, no cluster threshold).
 let threshold = Thresholding.defaultThresholdOptions
@@ -44,7 +46,7 @@ let scoreMap (shape: GridShape) (mask: bool[]) (truth: float[]) (zMap: float[]) 
     { r with FalsePositives = fp; Dice = 2.0 * float r.Hits / float (max 1 (2 * r.Hits + fp + r.Misses)) }
 
 /// Runs the whole demo in `dir`; returns the recovery lines and the paths of the reports.
-let runIn (dir: string) (subjects: int) (quiet: bool) =
+let runIn (dir: string) (subjects: int) (noiseModel: NoiseModel) (quiet: bool) =
     let data = Path.Combine(dir, "bids")
     let output = Path.Combine(dir, "output")
     let options = { Simulation.tiny with Subjects = subjects }
@@ -62,6 +64,7 @@ let runIn (dir: string) (subjects: int) (quiet: bool) =
               Derivatives = None }
           Model =
             { BidsModels.defaults with
+                Glm = { BidsModels.defaults.Glm with NoiseModel = noiseModel }
                 Confounds = Some "motion6+csf+wm"
                 Contrasts = List.ofArray Simulation.contrasts }
           Threshold = threshold
@@ -102,9 +105,15 @@ let run (args: ParseResults<DemoArgs>) =
         args.Raise("--subjects must be at least 2 (the group level needs two)", showUsage = false)
 
     let quiet = args.Contains Quiet
+
+    let noiseModel =
+        match Regression.parseNoiseModel (args.GetResult(Noise_Model, "ar1")) with
+        | Ok model -> model
+        | Error e -> args.Raise($"--noise-model: {e}", showUsage = false)
+
     Directory.CreateDirectory dir |> ignore
     let clock = Diagnostics.Stopwatch.StartNew()
-    let lines, reports = runIn dir subjects quiet
+    let lines, reports = runIn dir subjects noiseModel quiet
     let table = Table()
 
     for c in [ "level"; "contrast"; "hits"; "false positives"; "misses"; "Dice" ] do
