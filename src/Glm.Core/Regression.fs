@@ -397,10 +397,9 @@ module Regression =
                 Array.blit bestClosest 0 closest 0 count
 
             let assign = Array.zeroCreate count
-            let mutable shift = infinity
-            let mutable iter = 0
 
-            while shift > tol && iter < 300 do
+            // Each point to its nearest centre (the first on ties, as scikit-learn's Lloyd step).
+            let assignNearest () =
                 for i in 0 .. count - 1 do
                     let mutable bd = infinity
 
@@ -410,6 +409,12 @@ module Regression =
                         if d < bd then
                             bd <- d
                             assign[i] <- c
+
+            let mutable shift = infinity
+            let mutable iter = 0
+
+            while shift > tol && iter < 300 do
+                assignNearest ()
 
                 let sums = Array.zeroCreate (k * dim)
                 let counts = Array.zeroCreate k
@@ -431,15 +436,7 @@ module Regression =
 
                 iter <- iter + 1
 
-            for i in 0 .. count - 1 do
-                let mutable bd = infinity
-
-                for c in 0 .. k - 1 do
-                    let d = dist2 points i centres c
-
-                    if d < bd then
-                        bd <- d
-                        assign[i] <- c
+            assignNearest ()
 
             let inertia =
                 Array.init count (fun i -> dist2 points i centres assign[i]) |> Array.sum
