@@ -164,20 +164,34 @@ module Masking =
 
         data
 
-    // The six face neighbours of scipy.ndimage.generate_binary_structure(3, 1).
-    let private neighbours (shape: GridShape) (v: int) =
+    // The six face neighbours of scipy.ndimage.generate_binary_structure(3, 1), visited in a fixed order without
+    // allocating: the morphology below runs over every voxel several times per mask.
+    let inline private forNeighbours (shape: GridShape) (v: int) ([<InlineIfLambda>] visit: int -> unit) =
         let i = v % shape.X
         let j = (v / shape.X) % shape.Y
         let k = v / (shape.X * shape.Y)
+        let plane = shape.X * shape.Y
 
-        seq {
-            if i > 0 then yield v - 1
-            if i < shape.X - 1 then yield v + 1
-            if j > 0 then yield v - shape.X
-            if j < shape.Y - 1 then yield v + shape.X
-            if k > 0 then yield v - shape.X * shape.Y
-            if k < shape.Z - 1 then yield v + shape.X * shape.Y
-        }
+        if i > 0 then visit (v - 1)
+        if i < shape.X - 1 then visit (v + 1)
+        if j > 0 then visit (v - shape.X)
+        if j < shape.Y - 1 then visit (v + shape.X)
+        if k > 0 then visit (v - plane)
+        if k < shape.Z - 1 then visit (v + plane)
+
+    /// Whether some face neighbour of v satisfies pred (short-circuit, in the order of forNeighbours).
+    let inline private anyNeighbour (shape: GridShape) (v: int) ([<InlineIfLambda>] pred: int -> bool) =
+        let i = v % shape.X
+        let j = (v / shape.X) % shape.Y
+        let k = v / (shape.X * shape.Y)
+        let plane = shape.X * shape.Y
+
+        (i > 0 && pred (v - 1))
+        || (i < shape.X - 1 && pred (v + 1))
+        || (j > 0 && pred (v - shape.X))
+        || (j < shape.Y - 1 && pred (v + shape.X))
+        || (k > 0 && pred (v - plane))
+        || (k < shape.Z - 1 && pred (v + plane))
 
     let private onBorder (shape: GridShape) (v: int) =
         let i = v % shape.X
@@ -191,10 +205,17 @@ module Masking =
     let erode (shape: GridShape) (iterations: int) (mask: bool[]) : bool[] =
         checkLength shape mask.Length (nameof mask)
         let mutable m = Array.copy mask
+        let mutable next = Array.zeroCreate mask.Length
 
         for _ in 1..iterations do
+            let cur = m
+
+            for v in 0 .. cur.Length - 1 do
+                next[v] <- cur[v] && not (onBorder shape v) && not (anyNeighbour shape v (fun u -> not cur[u]))
+
             let prev = m
-            m <- Array.init prev.Length (fun v -> prev[v] && not (onBorder shape v) && Seq.forall (fun u -> prev[u]) (neighbours shape v))
+            m <- next
+            next <- prev
 
         m
 
@@ -203,10 +224,17 @@ module Masking =
     let dilate (shape: GridShape) (iterations: int) (mask: bool[]) : bool[] =
         checkLength shape mask.Length (nameof mask)
         let mutable m = Array.copy mask
+        let mutable next = Array.zeroCreate mask.Length
 
         for _ in 1..iterations do
+            let cur = m
+
+            for v in 0 .. cur.Length - 1 do
+                next[v] <- cur[v] || anyNeighbour shape v (fun u -> cur[u])
+
             let prev = m
-            m <- Array.init prev.Length (fun v -> prev[v] || Seq.exists (fun u -> prev[u]) (neighbours shape v))
+            m <- next
+            next <- prev
 
         m
 
@@ -234,10 +262,10 @@ module Masking =
                             let u = stack.Pop()
                             size <- size + 1
 
-                            for w in neighbours shape u do
+                            forNeighbours shape u (fun w ->
                                 if mask[w] && labels[w] = 0 then
                                     labels[w] <- label
-                                    stack.Push w
+                                    stack.Push w)
 
                         sizes.Add size
 
@@ -306,6 +334,22 @@ module Masking =
             Warnings: string list
         }
 
+    /// The values compute_epi_mask thresholds: the mean smoothed by 1 voxel FWHM when there is an opening, NaNs
+    /// kept through the smoothing, then non-finite values set to 0 when asked.
+    let private epiValues (precision: Precision) (options: EpiMaskOptions) (shape: GridShape) (mean: float[]) =
+        let smoothed =
+            if options.Opening > 0 then
+                let s = smooth precision shape [| 1.0; 1.0; 1.0 |] [| 1.0; 1.0; 1.0 |] mean
+                // nilearn puts the NaNs back after smoothing; ensure_finite then sets them to 0
+                Array.map2 (fun (m: float) x -> if Double.IsNaN m then nan else x) mean s
+            else
+                Array.copy mean
+
+        if options.EnsureFinite then
+            smoothed |> Array.map (fun x -> if Double.IsFinite x then x else 0.0)
+        else
+            smoothed
+
     /// <summary>nilearn's <c>compute_epi_mask</c> on a mean image (already averaged over volumes with
     /// <c>meanVolume</c>): 1-voxel-FWHM smoothing when <c>Opening</c> &gt; 0 (nilearn smooths with an identity
     /// affine, so the width is in voxels), non-finite values to 0, the histogram-gap threshold, <c>mean ≥
@@ -320,20 +364,7 @@ module Masking =
         if not (0.0 <= options.LowerCutoff && options.LowerCutoff < options.UpperCutoff && options.UpperCutoff <= 1.0) then
             invalidArg (nameof options) $"cut-offs must satisfy 0 ≤ lower < upper ≤ 1, got {options.LowerCutoff} and {options.UpperCutoff}"
 
-        let smoothed =
-            if options.Opening > 0 then
-                let s = smooth precision shape [| 1.0; 1.0; 1.0 |] [| 1.0; 1.0; 1.0 |] mean
-                // nilearn puts the NaNs back after smoothing; ensure_finite then sets them to 0
-                Array.map2 (fun (m: float) x -> if Double.IsNaN m then nan else x) mean s
-            else
-                Array.copy mean
-
-        let values =
-            if options.EnsureFinite then
-                smoothed |> Array.map (fun x -> if Double.IsFinite x then x else 0.0)
-            else
-                smoothed
-
+        let values = epiValues precision options shape mean
         let threshold = epiThreshold precision options values
         // comparing a float32 array with a float64 scalar: numpy 1.x casts the scalar to float32
         let t = rounder precision threshold
@@ -347,6 +378,30 @@ module Masking =
                 []
             else
                 [ "Computed an empty mask. Are you sure that input data are EPI images not detrended." ] }
+
+    /// <summary>A guess at a superset of the mask <c>computeEpiMask</c> will compute from a mean image close to
+    /// <paramref name="mean"/> (in practice: the mean of a run's first volumes, before the run is read whole). The
+    /// guess is every voxel whose thresholded value is within <paramref name="margin"/> (a fraction of the
+    /// threshold) of passing, dilated <c>Opening</c> times, because the clean-up (erosion, largest component,
+    /// dilation twice as far, erosion) can add voxels up to <c>Opening</c> voxels from the thresholded set but
+    /// never further. Only a guess: the caller must check the final mask against it.</summary>
+    /// <returns>The candidate voxels, or None when no threshold can be found (nothing to guess from).</returns>
+    let internal epiCandidates
+        (precision: Precision)
+        (options: EpiMaskOptions)
+        (shape: GridShape)
+        (margin: float)
+        (mean: float[])
+        : bool[] option =
+        checkLength shape mean.Length (nameof mean)
+        let values = epiValues precision options shape mean
+        let threshold = epiThreshold precision options values
+
+        if Double.IsNaN threshold then
+            None
+        else
+            let t = threshold - margin * abs threshold
+            Some(values |> Array.map (fun x -> not (x < t)) |> dilate shape options.Opening)
 
     /// <summary>nilearn's <c>compute_background_mask</c> on a mean image: if the border (<paramref name="borderSize"/>
     /// voxels deep on every face) has a NaN, the mask is the non-NaN voxels; otherwise the background is the
