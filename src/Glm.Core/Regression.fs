@@ -3,6 +3,8 @@ namespace FmriGlm.Core
 open System
 open System.Globalization
 open System.Numerics.Tensors
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
 open System.Threading.Tasks
 
 /// <summary>Noise model of the GLM (nilearn <c>run_glm(noise_model=...)</c>).</summary>
@@ -51,7 +53,7 @@ module GlmOptions =
         { NoiseModel = Ar 1
           Bins = 100
           RandomState = 0
-          ChunkVoxels = 1024
+          ChunkVoxels = 256
           Threads = Environment.ProcessorCount
           KeepDiagnostics = false
           ScaleFirstScan = false }
@@ -225,47 +227,154 @@ module Regression =
             elif s.Contains "." then s
             else s + ".0"
 
-    type private VoxelWork =
-        { Y: float[]
-          Wy: float[]
-          Wres: float[]
-          Beta: float[] }
+    /// Lanes of a group: four voxels are fitted side by side, one per SIMD lane of a Vector256.
+    [<Literal>]
+    let private Lanes = 4
 
-    let private readVoxel (data: VoxelData) (scans: int) (v: int) (y: float[]) =
-        match data with
-        | Float64 a -> Array.blit a (v * scans) y 0 scans
-        | Float32 a ->
-            let src = ReadOnlySpan(a, v * scans, scans)
+    /// Work buffers of one group of voxels, one Vector256 (a value per lane) per scan or regressor.
+    type private GroupWork =
+        { Y: Vector256<float>[]
+          W: Vector256<float>[]
+          R: Vector256<float>[]
+          B: Vector256<float>[] }
 
-            for t in 0 .. scans - 1 do
-                y[t] <- float src[t]
+    let private newGroupWork (scans: int) (p: int) =
+        { Y = Array.zeroCreate scans
+          W = Array.zeroCreate scans
+          R = Array.zeroCreate scans
+          B = Array.zeroCreate p }
 
-    /// Fits one voxel: whitened data, betas, whitened residuals, in the work buffers.
-    let private fitVoxel (m: Prepared) (p: int) (work: VoxelWork) =
-        let n = work.Y.Length
-        whitenInto m.Rho m.FirstScale (ReadOnlySpan work.Y) (Span work.Wy)
-        let wy = ReadOnlySpan work.Wy
+    /// The lanes of a Vector256 array seen as scalars: lane k of element t is at t·Lanes + k.
+    let private lanes (a: Vector256<float>[]) : Span<float> =
+        MemoryMarshal.Cast<Vector256<float>, float>(Span a)
 
-        for j in 0 .. p - 1 do
-            work.Beta[j] <- TensorPrimitives.Dot(ReadOnlySpan(m.P, j * n, n), wy)
-
-        Array.blit work.Wy 0 work.Wres 0 n
-
-        for j in 0 .. p - 1 do
-            let res = Span work.Wres
-            TensorPrimitives.MultiplyAdd(ReadOnlySpan(m.Xw, j * n, n), -work.Beta[j], ReadOnlySpan work.Wres, res)
-
-    /// Runs `onVoxel` over every voxel, in chunks on parallel threads; each voxel writes only its own slots.
-    let private forEachVoxel
-        (options: GlmOptions)
-        (data: VoxelData)
+    /// Loads the series of voxels order[start .. start + count − 1] from a chunk's voxel-major copy (voxel v at
+    /// (v − first)·scans) into the lanes of y; unused lanes are 0.
+    let private loadGroup
+        (local: float[])
+        (first: int)
         (scans: int)
-        (voxels: int)
-        (p: int)
-        (model: int -> Prepared)
-        (onVoxel: int -> VoxelWork -> unit)
+        (order: int[])
+        (start: int)
+        (count: int)
+        (y: Vector256<float>[])
         =
-        let chunk = max 1 options.ChunkVoxels
+        let ys = lanes y
+
+        for k in 0 .. Lanes - 1 do
+            if k < count then
+                let o = (order[start + k] - first) * scans
+
+                for t in 0 .. scans - 1 do
+                    ys[t * Lanes + k] <- local[o + t]
+            else
+                for t in 0 .. scans - 1 do
+                    ys[t * Lanes + k] <- 0.0
+
+    /// Copies the series of voxels first .. first + count − 1 into local, voxel-major, as float64. Voxel-major
+    /// data hold voxel v's series at v·scans; time-major data hold scan t's values of every voxel at t·stride, as
+    /// a NIfTI run streams them (each scan's values of the chunk are read as one contiguous run).
+    let private copyChunk
+        (data: VoxelData)
+        (timeMajor: bool)
+        (stride: int)
+        (scans: int)
+        (first: int)
+        (count: int)
+        (local: float[])
+        =
+        match data, timeMajor with
+        | Float64 a, false -> Array.blit a (first * scans) local 0 (count * scans)
+        | Float32 a, false ->
+            for k in 0 .. count * scans - 1 do
+                local[k] <- float a[first * scans + k]
+        | Float64 a, true ->
+            for t in 0 .. scans - 1 do
+                let o = t * stride + first
+
+                for i in 0 .. count - 1 do
+                    local[i * scans + t] <- a[o + i]
+        | Float32 a, true ->
+            for t in 0 .. scans - 1 do
+                let o = t * stride + first
+
+                for i in 0 .. count - 1 do
+                    local[i * scans + t] <- float a[o + i]
+
+    /// Fits the voxels of one group under one model: whitened data (nilearn's ARModel.whiten), betas pinv(Xw)·w,
+    /// whitened residuals. Each lane runs the scalar loop of its voxel, summing over scans in scan order, so a
+    /// voxel's results do not depend on the voxels that share its group (nor on the thread count).
+    let private fitGroup (m: Prepared) (p: int) (g: GroupWork) =
+        let n = g.Y.Length
+        let y, w, r, b = g.Y, g.W, g.R, g.B
+        Array.blit y 0 w 0 n
+
+        if n > 0 then
+            w[0] <- Vector256.Create(m.FirstScale) * y[0]
+
+        for k in 1 .. m.Rho.Length do
+            let rho = Vector256.Create(m.Rho[k - 1])
+
+            for t in k .. n - 1 do
+                w[t] <- w[t] - rho * y[t - k]
+
+        // betas, four regressors at a time so that each whitened scan is loaded once for four sums
+        let mutable j = 0
+
+        while j + 3 < p do
+            let mutable a0 = Vector256<float>.Zero
+            let mutable a1 = Vector256<float>.Zero
+            let mutable a2 = Vector256<float>.Zero
+            let mutable a3 = Vector256<float>.Zero
+            let r0, r1, r2, r3 = j * n, (j + 1) * n, (j + 2) * n, (j + 3) * n
+
+            for t in 0 .. n - 1 do
+                let wt = w[t]
+                a0 <- a0 + Vector256.Create(m.P[r0 + t]) * wt
+                a1 <- a1 + Vector256.Create(m.P[r1 + t]) * wt
+                a2 <- a2 + Vector256.Create(m.P[r2 + t]) * wt
+                a3 <- a3 + Vector256.Create(m.P[r3 + t]) * wt
+
+            b[j] <- a0
+            b[j + 1] <- a1
+            b[j + 2] <- a2
+            b[j + 3] <- a3
+            j <- j + 4
+
+        while j < p do
+            let mutable a = Vector256<float>.Zero
+            let row = j * n
+
+            for t in 0 .. n - 1 do
+                a <- a + Vector256.Create(m.P[row + t]) * w[t]
+
+            b[j] <- a
+            j <- j + 1
+
+        // residuals w − Xw·b, the regressors subtracted in column order at every scan
+        for t in 0 .. n - 1 do
+            let mutable acc = w[t]
+
+            for j in 0 .. p - 1 do
+                acc <- acc - Vector256.Create(m.Xw[j * n + t]) * b[j]
+
+            r[t] <- acc
+
+    /// Runs onGroup over every voxel in groups of up to four voxels that share a key (and so a model): the voxels
+    /// are cut into chunks of ChunkVoxels, copied voxel-major into a pooled buffer, sorted by key within the chunk
+    /// (ascending voxels within a key) and grouped; chunks run on parallel threads and each group writes only its
+    /// own voxels' slots. Results do not depend on the grouping, hence not on the chunk size or thread count.
+    let private forEachGroup
+        (options: GlmOptions)
+        (copy: int -> int -> float[] -> unit)
+        (voxels: int)
+        (scans: int)
+        (p: int)
+        (key: int -> int)
+        (model: int -> Prepared)
+        (onGroup: int[] -> int -> int -> GroupWork -> unit)
+        =
+        let chunk = max Lanes options.ChunkVoxels
         let chunks = (voxels + chunk - 1) / chunk
         let po = ParallelOptions(MaxDegreeOfParallelism = max 1 options.Threads)
 
@@ -274,35 +383,49 @@ module Regression =
             chunks,
             po,
             fun c ->
-                let work =
-                    { Y = Array.zeroCreate scans
-                      Wy = Array.zeroCreate scans
-                      Wres = Array.zeroCreate scans
-                      Beta = Array.zeroCreate p }
+                let first = c * chunk
+                let count = min voxels (first + chunk) - first
+                let local = Buffers.ArrayPool<float>.Shared.Rent(count * scans)
 
-                for v in c * chunk .. min voxels ((c + 1) * chunk) - 1 do
-                    readVoxel data scans v work.Y
-                    fitVoxel (model v) p work
-                    onVoxel v work
+                try
+                    copy first count local
+                    let work = newGroupWork scans p
+                    let order = Array.init count (fun i -> first + i) |> Array.sortBy key
+                    let mutable start = 0
+
+                    while start < count do
+                        let k = key order[start]
+                        let mutable size = 1
+
+                        while size < Lanes && start + size < count && key order[start + size] = k do
+                            size <- size + 1
+
+                        loadGroup local first scans order start size work.Y
+                        fitGroup (model order[start]) p work
+                        onGroup order start size work
+                        start <- start + size
+                finally
+                    Buffers.ArrayPool<float>.Shared.Return local
         )
         |> ignore
 
     /// Per-voxel sums from which nilearn's Yule-Walker estimate follows once the grand mean is known: the
-    /// voxel mean μ, and for each lag k, Σ e_t e_{t+k}, Σ_{t<n−k} e_t, Σ_{t≥k} e_t with e = r − μ.
-    let private lagSums (order: int) (r: float[]) (dest: float[]) =
+    /// voxel mean μ, and for each lag k, Σ e_t e_{t+k}, Σ_{t<n−k} e_t, Σ_{t≥k} e_t with e = r − μ; for the
+    /// lanes of a group at once, into dest (width values per lane, lane-major).
+    let private lagSums (order: int) (r: Vector256<float>[]) (dest: Vector256<float>[]) =
         let n = r.Length
-        let mutable s = 0.0
+        let mutable s = Vector256<float>.Zero
 
         for t in 0 .. n - 1 do
             s <- s + r[t]
 
-        let mu = s / float n
+        let mu = s / Vector256.Create(float n)
         dest[0] <- mu
 
         for k in 0..order do
-            let mutable c = 0.0
-            let mutable head = 0.0
-            let mutable tail = 0.0
+            let mutable c = Vector256<float>.Zero
+            let mutable head = Vector256<float>.Zero
+            let mutable tail = Vector256<float>.Zero
 
             for t in 0 .. n - 1 - k do
                 let e0 = r[t] - mu
@@ -492,15 +615,26 @@ module Regression =
 
         length / n
 
-    /// <summary>Fits the GLM at every voxel as nilearn's <c>run_glm(Y, X, noise_model, bins, random_state)</c>.</summary>
-    /// <param name="options">Noise model, bins, seed, chunking and threads (<see cref="GlmOptions.defaults"/>).</param>
-    /// <param name="design">X, scans × regressors.</param>
-    /// <param name="data">Y, scans × voxels column-major, float64 or float32.</param>
-    /// <returns>Labels, one model per label, betas, dispersion and degrees of freedom per voxel.</returns>
-    /// <exception cref="System.ArgumentException">Shapes disagree, or the AR order or bins is below 1.</exception>
-    let fit (options: GlmOptions) (design: float[,]) (data: VoxelData) : GlmFit =
-        let voxels = checkShapes design data
+    /// The fit of the first `voxels` series of data (the rest of the array is ignored), voxel-major (as fit) or
+    /// time-major (scan t's values of the voxels at t·voxels): FirstLevel reads a run volume by volume into a
+    /// time-major store sized for the candidate voxels and compacts the masked ones to its front.
+    let internal fitPrefix
+        (options: GlmOptions)
+        (design: float[,])
+        (data: VoxelData)
+        (timeMajor: bool)
+        (voxels: int)
+        : GlmFit =
         let n, p = Array2D.length1 design, Array2D.length2 design
+        let copy = copyChunk data timeMajor voxels n
+
+        let length =
+            match data with
+            | Float64 a -> a.Length
+            | Float32 a -> a.Length
+
+        if voxels < 0 || int64 voxels * int64 n > int64 length then
+            invalidArg (nameof voxels) $"{voxels} voxels of {n} scans need more than the {length} values given"
 
         if options.Bins < 1 then
             invalidArg (nameof options) $"bins must be at least 1, not {options.Bins}"
@@ -546,38 +680,55 @@ module Regression =
             else
                 None
 
-        let record (v: int) (work: VoxelWork) =
-            Array.blit work.Beta 0 betas (v * p) p
-            let s = TensorPrimitives.Dot(ReadOnlySpan work.Wres, ReadOnlySpan work.Wres)
-            sse[v] <- s
-            // nilearn divides by n − n_columns here, although df_residuals uses the rank.
-            dispersion[v] <- s / float (n - p)
-            logL[v] <- -0.5 * float n * (Math.Log(2.0 * Math.PI * s / float n) + 1.0)
+        // Stores the fit of the voxels order[start .. start + count − 1] (one per lane).
+        let record (order: int[]) (start: int) (count: int) (work: GroupWork) =
+            let bs = lanes work.B
+            let ys = lanes work.Y
+            let ws = lanes work.W
+            let rs = lanes work.R
 
-            match diagnostics with
-            | Some d ->
-                let mutable meanP = 0.0
-                let mutable meanW = 0.0
+            for k in 0 .. count - 1 do
+                let v = order[start + k]
 
-                for t in 0 .. n - 1 do
-                    let pred = work.Wy[t] - work.Wres[t]
-                    d.Predicted[v * n + t] <- pred
-                    d.Residuals[v * n + t] <- work.Y[t] - pred
-                    d.WhitenedResiduals[v * n + t] <- work.Wres[t]
-                    meanP <- meanP + pred
-                    meanW <- meanW + work.Wy[t]
+                for j in 0 .. p - 1 do
+                    betas[v * p + j] <- bs[j * Lanes + k]
 
-                meanP <- meanP / float n
-                meanW <- meanW / float n
-                let mutable varP = 0.0
-                let mutable varW = 0.0
+                let mutable s = 0.0
 
                 for t in 0 .. n - 1 do
-                    varP <- varP + (d.Predicted[v * n + t] - meanP) ** 2.0
-                    varW <- varW + (work.Wy[t] - meanW) ** 2.0
+                    let e = rs[t * Lanes + k]
+                    s <- s + e * e
 
-                d.RSquare[v] <- varP / varW
-            | None -> ()
+                sse[v] <- s
+                // nilearn divides by n − n_columns here, although df_residuals uses the rank.
+                dispersion[v] <- s / float (n - p)
+                logL[v] <- -0.5 * float n * (Math.Log(2.0 * Math.PI * s / float n) + 1.0)
+
+                match diagnostics with
+                | Some d ->
+                    let mutable meanP = 0.0
+                    let mutable meanW = 0.0
+
+                    for t in 0 .. n - 1 do
+                        let wt = ws[t * Lanes + k]
+                        let pred = wt - rs[t * Lanes + k]
+                        d.Predicted[v * n + t] <- pred
+                        d.Residuals[v * n + t] <- ys[t * Lanes + k] - pred
+                        d.WhitenedResiduals[v * n + t] <- rs[t * Lanes + k]
+                        meanP <- meanP + pred
+                        meanW <- meanW + wt
+
+                    meanP <- meanP / float n
+                    meanW <- meanW / float n
+                    let mutable varP = 0.0
+                    let mutable varW = 0.0
+
+                    for t in 0 .. n - 1 do
+                        varP <- varP + (d.Predicted[v * n + t] - meanP) ** 2.0
+                        varW <- varW + (ws[t * Lanes + k] - meanW) ** 2.0
+
+                    d.RSquare[v] <- varP / varW
+                | None -> ()
 
         let result labels models arCoefficients =
             { Scans = n
@@ -596,7 +747,7 @@ module Regression =
               Diagnostics = diagnostics }
 
         if order = 0 then
-            forEachVoxel options data n voxels p (fun _ -> ols) record
+            forEachGroup options copy voxels n p (fun _ -> 0) (fun _ -> ols) record
 
             result
                 (Array.zeroCreate voxels)
@@ -609,10 +760,16 @@ module Regression =
             let width = 1 + 3 * (order + 1)
             let sums = Array.zeroCreate (width * voxels)
 
-            forEachVoxel options data n voxels p (fun _ -> ols) (fun v work ->
-                let dest = Array.zeroCreate width
-                lagSums order work.Wres dest
-                Array.blit dest 0 sums (v * width) width)
+            forEachGroup options copy voxels n p (fun _ -> 0) (fun _ -> ols) (fun voxelOrder start count work ->
+                let dest = Array.zeroCreate<Vector256<float>> width
+                lagSums order work.R dest
+                let ds = lanes dest
+
+                for k in 0 .. count - 1 do
+                    let v = voxelOrder[start + k]
+
+                    for i in 0 .. width - 1 do
+                        sums[v * width + i] <- ds[i * Lanes + k])
             // The grand mean of all residuals, summed in voxel order whatever the threads.
             let mutable total = 0.0
 
@@ -711,11 +868,27 @@ module Regression =
                         covariances[labels[v]] <- m.Covariance
                         m
                 | _ ->
-                    let prepared = Array.init distinct.Length (fun l -> prepare design (rhoOf l))
+                    // one pseudo-inverse per label, labels on parallel threads (each writes its own slot)
+                    let prepared = Array.zeroCreate distinct.Length
+
+                    Parallel.For(
+                        0,
+                        distinct.Length,
+                        ParallelOptions(MaxDegreeOfParallelism = max 1 options.Threads),
+                        fun l -> prepared[l] <- prepare design (rhoOf l)
+                    )
+                    |> ignore
+
                     prepared |> Array.iteri (fun l m -> covariances[l] <- m.Covariance)
                     fun v -> prepared[labels[v]]
 
-            forEachVoxel options data n voxels p modelOf record
+            // groups of up to four voxels under the same model (one voxel per group for ar1-exact)
+            let key =
+                match options.NoiseModel with
+                | Ar1Exact -> id
+                | _ -> fun v -> labels[v]
+
+            forEachGroup options copy voxels n p key modelOf record
 
             let models =
                 Array.init distinct.Length (fun l ->
@@ -724,3 +897,12 @@ module Regression =
                       NormalizedCovariance = covariances[l] })
 
             result labels models raw
+
+    /// <summary>Fits the GLM at every voxel as nilearn's <c>run_glm(Y, X, noise_model, bins, random_state)</c>.</summary>
+    /// <param name="options">Noise model, bins, seed, chunking and threads (<see cref="GlmOptions.defaults"/>).</param>
+    /// <param name="design">X, scans × regressors.</param>
+    /// <param name="data">Y, scans × voxels column-major, float64 or float32.</param>
+    /// <returns>Labels, one model per label, betas, dispersion and degrees of freedom per voxel.</returns>
+    /// <exception cref="System.ArgumentException">Shapes disagree, or the AR order or bins is below 1.</exception>
+    let fit (options: GlmOptions) (design: float[,]) (data: VoxelData) : GlmFit =
+        fitPrefix options design data false (checkShapes design data)
