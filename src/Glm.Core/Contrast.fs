@@ -247,10 +247,16 @@ module Contrast =
         | TminConjunction -> stats |> Array.map (Numerics.tLogTails dof)
         | F -> stats |> Array.map (Numerics.fLogTails (float s.Dim) dof)
 
+    /// log p and log(1 − p) of the statistic against baseline: the costly part of p-values and z-scores, which
+    /// FirstLevel computes once per contrast for both maps.
+    let internal tails (baseline: float) (c: Contrast) = logTails (summary c) (stat baseline c)
+
+    /// p-values from tails.
+    let internal pValueOfTails (tails: struct (float * float)[]) =
+        tails |> Array.map (fun (struct (lp, _)) -> exp lp)
+
     /// <summary>Upper-tail p-value of the statistic (nilearn <c>p_value(baseline)</c>): t.sf or f.sf.</summary>
-    let pValue (baseline: float) (c: Contrast) : float[] =
-        let s = summary c
-        logTails s (stat baseline c) |> Array.map (fun (struct (lp, _)) -> exp lp)
+    let pValue (baseline: float) (c: Contrast) : float[] = pValueOfTails (tails baseline c)
 
     /// <summary>1 − p, computed directly as the distribution function (nilearn <c>one_minus_pvalue</c>).</summary>
     let oneMinusPValue (baseline: float) (c: Contrast) : float[] =
@@ -269,11 +275,8 @@ module Contrast =
 
     let private clip (p: float) = min (max p 1e-300) (1.0 - 1e-16)
 
-    /// <summary>z-scores with the given convention (see <see cref="ZScoreConvention"/>).</summary>
-    let zScoreWith (convention: ZScoreConvention) (baseline: float) (c: Contrast) : float[] =
-        let s = summary c
-        let tails = logTails s (stat baseline c)
-
+    /// z-scores from tails.
+    let internal zScoreOfTails (convention: ZScoreConvention) (tails: struct (float * float)[]) : float[] =
         match convention with
         | Precise ->
             tails
@@ -291,6 +294,10 @@ module Contrast =
                 else
                     zsf)
         | Nipy -> tails |> Array.map (fun (struct (lp, _)) -> Numerics.normalIsf (clip (exp lp)))
+
+    /// <summary>z-scores with the given convention (see <see cref="ZScoreConvention"/>).</summary>
+    let zScoreWith (convention: ZScoreConvention) (baseline: float) (c: Contrast) : float[] =
+        zScoreOfTails convention (tails baseline c)
 
     /// <summary>z-scores precise in both tails: Φ(−z) = p exactly, without nilearn's clipping at |z| ≈ 37
     /// or nipy's saturation at z ≈ −8.2.</summary>

@@ -2,6 +2,7 @@ namespace FmriGlm.Core
 
 open System
 open System.IO
+open System.Numerics.Tensors
 open System.Text.Json
 
 /// <summary>Which voxels a first-level model analyses (nilearn <c>mask_img</c>).</summary>
@@ -183,16 +184,8 @@ module FirstLevel =
 
     // ---------------------------------------------------------------- pure parts
 
-    /// <summary>nilearn's <c>mean_scaling</c> in float32 as numpy runs it on the masker's float32 output, in place
-    /// on a scans × voxels column-major array. Per voxel: mean accumulated scan by scan in float32 (numpy's
-    /// reduction over axis 0), <c>100·(Y/max(mean, 1) − 1)</c> rounded to float32 at each step.</summary>
-    /// <returns>True when some mean is 0 (nilearn warns that the data were probably centred).</returns>
-    let scaleSignals (scaling: SignalScaling) (scans: int) (data: float32[]) : bool =
-        if scans < 1 || data.Length % scans <> 0 then
-            invalidArg (nameof data) $"{data.Length} values are not whole {scans}-scan series"
-
-        let voxels = data.Length / scans
-
+    /// scaleSignals on the first `voxels` series of data (the rest is left alone): FirstLevel's compacted store.
+    let internal scalePrefix (scaling: SignalScaling) (scans: int) (voxels: int) (data: float32[]) : bool =
         let apply (v: int) (mean: float32) =
             let m = max mean 1.0f
 
@@ -222,14 +215,57 @@ module FirstLevel =
             // numpy sums the whole float32 array pairwise; a float64 sum rounded once is as close as numpy gets.
             let mutable s = 0.0
 
-            for x in data do
-                s <- s + float x
+            for k in 0 .. voxels * scans - 1 do
+                s <- s + float data[k]
 
-            let mean = float32 (s / float data.Length)
+            let mean = float32 (s / float (voxels * scans))
 
             for v in 0 .. voxels - 1 do
                 apply v mean
 
+            mean = 0.0f
+
+    /// <summary>nilearn's <c>mean_scaling</c> in float32 as numpy runs it on the masker's float32 output, in place
+    /// on a scans × voxels column-major array. Per voxel: mean accumulated scan by scan in float32 (numpy's
+    /// reduction over axis 0), <c>100·(Y/max(mean, 1) − 1)</c> rounded to float32 at each step.</summary>
+    /// <returns>True when some mean is 0 (nilearn warns that the data were probably centred).</returns>
+    let scaleSignals (scaling: SignalScaling) (scans: int) (data: float32[]) : bool =
+        if scans < 1 || data.Length % scans <> 0 then
+            invalidArg (nameof data) $"{data.Length} values are not whole {scans}-scan series"
+
+        scalePrefix scaling scans (data.Length / scans) data
+
+    /// scaleSignals on time-major data (scan t's values of the voxels at t·voxels, the first scans·voxels values
+    /// of data): the same float32 arithmetic voxel by voxel, the voxels' sums advanced a scan at a time.
+    let internal scaleTimeMajor (scaling: SignalScaling) (scans: int) (voxels: int) (data: float32[]) : bool =
+        let apply (factors: float32[]) =
+            let f = ReadOnlySpan factors
+
+            for t in 0 .. scans - 1 do
+                let row = Span(data, t * voxels, voxels)
+                TensorPrimitives.Divide(Span.op_Implicit row, f, row)
+                TensorPrimitives.Subtract(Span.op_Implicit row, 1.0f, row)
+                TensorPrimitives.Multiply(Span.op_Implicit row, 100.0f, row)
+
+        match scaling with
+        | NoScaling -> false
+        | ScaleVoxelMeans ->
+            let sums = Array.zeroCreate<float32> voxels
+
+            for t in 0 .. scans - 1 do
+                TensorPrimitives.Add(ReadOnlySpan sums, ReadOnlySpan(data, t * voxels, voxels), Span sums)
+
+            let means = sums |> Array.map (fun s -> s / float32 scans)
+            apply (means |> Array.map (fun m -> max m 1.0f))
+            Array.contains 0.0f means
+        | ScaleGrandMean ->
+            let mutable s = 0.0
+
+            for k in 0 .. voxels * scans - 1 do
+                s <- s + float data[k]
+
+            let mean = float32 (s / float (voxels * scans))
+            apply (Array.create voxels (max mean 1.0f))
             mean = 0.0f
 
     /// <summary>Checks a sample mask (kept scan indices) against the run's scan count.</summary>
@@ -393,8 +429,31 @@ module FirstLevel =
             }
         | BoldVolumes(_, _, vs) -> vs |> Seq.map (Array.map float)
 
-    /// Reads the masked voxels' series of one run (kept scans only) into one float32 array, volume by volume:
-    /// smoothing (in float32, as nilearn's masker smooths a float32 image) happens before masking.
+    /// The output rows of each scan up to the last kept one (empty: dropped); a scan kept twice has two rows.
+    let private rowsOfScans (kept: int[]) : int[][] =
+        let rows = Array.init (Array.max kept + 1) (fun _ -> ResizeArray<int>())
+        kept |> Array.iteri (fun row t -> rows[t].Add row)
+        rows |> Array.map Seq.toArray
+
+    /// A volume smoothed as nilearn's masker smooths (float32, FWHM in mm from the affine), or itself when no
+    /// smoothing is asked for.
+    let private smoothVolume (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) (volume: float[]) =
+        match options.SmoothingFwhm with
+        | Some fwhm when fwhm > 0.0 ->
+            let voxelSizes =
+                Array.init 3 (fun j ->
+                    sqrt (
+                        affine[0, j] * affine[0, j]
+                        + affine[1, j] * affine[1, j]
+                        + affine[2, j] * affine[2, j]
+                    ))
+
+            Masking.smooth Precision.Single shape voxelSizes [| fwhm; fwhm; fwhm |] volume
+        | _ -> volume
+
+    /// Reads the masked voxels' values of one run (kept scans only) into one float32 array, time-major (row r of
+    /// the kept scans holds the masked voxels at r·masked), volume by volume: smoothing (in float32, as nilearn's
+    /// masker smooths a float32 image) happens before masking.
     let private loadMasked
         (options: FirstLevelOptions)
         (shape: GridShape)
@@ -404,44 +463,228 @@ module FirstLevel =
         (source: BoldSource)
         =
         let n = kept.Length
-        let data = Array.zeroCreate<float32> (n * masked.Length)
-        // row of each scan in the output (−1: dropped); a scan kept twice is written twice
-        let rows = Array.init (Array.max kept + 1) (fun _ -> ResizeArray<int>())
-        kept |> Array.iteri (fun row t -> rows[t].Add row)
-
-        let voxelSizes =
-            Array.init 3 (fun j ->
-                sqrt (
-                    affine[0, j] * affine[0, j]
-                    + affine[1, j] * affine[1, j]
-                    + affine[2, j] * affine[2, j]
-                ))
+        let data = GC.AllocateUninitializedArray<float32>(n * masked.Length)
+        let rows = rowsOfScans kept
 
         volumes source
         |> Seq.truncate rows.Length
         |> Seq.iteri (fun t volume ->
-            if rows[t].Count > 0 then
-                let volume =
-                    match options.SmoothingFwhm with
-                    | Some fwhm when fwhm > 0.0 ->
-                        Masking.smooth Precision.Single shape voxelSizes [| fwhm; fwhm; fwhm |] volume
-                    | _ -> volume
+            if rows[t].Length > 0 then
+                let volume = smoothVolume options shape affine volume
 
                 for row in rows[t] do
+                    let o = row * masked.Length
+
                     for j in 0 .. masked.Length - 1 do
-                        data[j * n + row] <- float32 volume[masked[j]])
+                        data[o + j] <- float32 volume[masked[j]])
 
         data
+
+    /// Volumes of the first run read before the candidate voxels are guessed from their mean.
+    let private warmVolumes = 8
+
+    /// How far below the guessed threshold a voxel still counts as a candidate, as a fraction of the threshold.
+    let private candidateMargin = 0.1
+
+    /// <summary>The first run of a model whose mask is computed, read from its file ONCE (decompressing a run twice
+    /// cost more than everything else in the benchmark). The mean image for the mask is accumulated volume by
+    /// volume as <c>Masking.meanVolume</c> does; the first <c>warmVolumes</c> volumes are kept whole until their mean
+    /// gives a guess of the mask (<c>Masking.epiCandidates</c>), from then on only the candidates' values are kept,
+    /// time-major (scan after scan, as the file streams them), in a store sized for them. At the end the mask is
+    /// computed from the full mean exactly as in two passes; when every mask voxel is a candidate, the masked
+    /// values are compacted to the front of the store and returned. When the guess missed a mask voxel (a run whose
+    /// first volumes look unlike the rest), None is returned and the caller reads the run a second time: the
+    /// result never depends on the guess.</summary>
+    let private readOnceForEpiMask
+        (options: FirstLevelOptions)
+        (shape: GridShape)
+        (affine: float[,])
+        (kept: int[])
+        (path: string)
+        (isSingle: bool)
+        : Masking.MaskResult * float32[] option =
+        let precision = if isSingle then Precision.Single else Precision.Double
+        use reader = Nifti.openVolumes path
+        let per = reader.VoxelsPerVolume
+        let scans = int reader.VolumeCount
+        let n = kept.Length
+        let rows = rowsOfScans kept
+        let smoothing = options.SmoothingFwhm |> Option.exists (fun f -> f > 0.0)
+        let inParallel = options.Threads > 1
+        // float32 files: read as float32 and summed in float32, bit for bit meanVolume's Single rounding (float64
+        // holds the sum of two float32 exactly before it is rounded); other types: float64 throughout.
+        let raw32 = if isSingle && not smoothing then null else Array.zeroCreate<float32> per
+        let raw64 = if isSingle && not smoothing then null else Array.zeroCreate<float> per
+        let sum32 = if isSingle then Array.zeroCreate<float32> per else null
+        let sum64 = if isSingle then null else Array.zeroCreate<float> per
+        // The values stored for the GLM (float32, smoothed when asked), in two buffers: volume t is gathered into
+        // the store on other threads while volume t + 1 is decompressed into the other buffer.
+        let buffers = Array.init 2 (fun _ -> Array.zeroCreate<float32> per)
+        let warm = min scans warmVolumes
+        let mutable stash = Array.zeroCreate<float32> (warm * per)
+        let mutable candidates: int[] = [||]
+        let mutable store: float32[] = null
+
+        // Copies volume t's candidate values into their series; two halves of the candidates in parallel, so that
+        // the first touch of the store's pages (costly where a host backs memory lazily) is shared by both cores.
+        let gather (t: int) (values: float32[]) (offset: int) =
+            if t < rows.Length && rows[t].Length > 0 then
+                let cs, st = candidates, store
+
+                let part (h: int) =
+                    for row in rows[t] do
+                        let o = row * cs.Length
+
+                        for j in h * cs.Length / 2 .. (h + 1) * cs.Length / 2 - 1 do
+                            st[o + j] <- values[offset + cs[j]]
+
+                if inParallel then
+                    System.Threading.Tasks.Parallel.For(0, 2, part) |> ignore
+                else
+                    part 0
+                    part 1
+
+        let mutable pending: System.Threading.Tasks.Task = null
+
+        let finishPending () =
+            if not (isNull pending) then
+                pending.Wait()
+                pending <- null
+
+        try
+            for t in 0 .. scans - 1 do
+                let stored = buffers[t % 2]
+
+                if isSingle then
+                    let target = if smoothing then raw32 else stored
+                    reader.ReadNext(Span target)
+
+                    if t = 0 then
+                        Array.blit target 0 sum32 0 per
+                    else
+                        System.Numerics.Tensors.TensorPrimitives.Add(
+                            ReadOnlySpan sum32,
+                            ReadOnlySpan target,
+                            Span sum32
+                        )
+
+                    if smoothing then
+                        for i in 0 .. per - 1 do
+                            raw64[i] <- float raw32[i]
+                else
+                    reader.ReadNext(Span raw64)
+
+                    if t = 0 then
+                        Array.blit raw64 0 sum64 0 per
+                    else
+                        for i in 0 .. per - 1 do
+                            sum64[i] <- sum64[i] + raw64[i]
+
+                if t < rows.Length && rows[t].Length > 0 then
+                    if smoothing then
+                        let s = smoothVolume options shape affine raw64
+
+                        for i in 0 .. per - 1 do
+                            stored[i] <- float32 s[i]
+                    elif not isSingle then
+                        for i in 0 .. per - 1 do
+                            stored[i] <- float32 raw64[i]
+
+                if t < warm then
+                    Array.blit stored 0 stash (t * per) per
+                else
+                    finishPending ()
+
+                    if inParallel then
+                        pending <- System.Threading.Tasks.Task.Run(fun () -> gather t stored 0)
+                    else
+                        gather t stored 0
+
+                if t = warm - 1 then
+                    let mean =
+                        if isSingle then
+                            Array.init per (fun i -> float (sum32[i] / float32 warm))
+                        else
+                            Array.init per (fun i -> sum64[i] / float warm)
+
+                    match Masking.epiCandidates precision Masking.defaultEpiMaskOptions shape candidateMargin mean with
+                    | Some guess ->
+                        candidates <-
+                            [| for v in 0 .. per - 1 do
+                                   if guess[v] then
+                                       yield v |]
+
+                        store <- GC.AllocateUninitializedArray<float32>(candidates.Length * n)
+
+                        for w in 0 .. warm - 1 do
+                            gather w stash (w * per)
+                    | None -> ()
+
+                    stash <- null
+
+            finishPending ()
+        finally
+            // never leave a gather running on a buffer after an exception
+            if not (isNull pending) then
+                try
+                    pending.Wait()
+                with _ ->
+                    ()
+
+        let mean =
+            if isSingle then
+                Array.init per (fun i -> float (sum32[i] / float32 scans))
+            else
+                Array.init per (fun i -> sum64[i] / float scans)
+
+        let result =
+            Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+
+        let isCandidate = Array.zeroCreate per
+
+        for v in candidates do
+            isCandidate[v] <- true
+
+        if isNull store || Array.exists2 (fun m c -> m && not c) result.Mask isCandidate then
+            result, None
+        else
+            // masked voxels are candidates in the same order: row by row, each run of consecutive masked candidates
+            // moves towards the front (never past values still to be moved)
+            let runs = ResizeArray<struct (int * int)>()
+            let mutable c = 0
+
+            while c < candidates.Length do
+                if result.Mask[candidates[c]] then
+                    let start = c
+
+                    while c < candidates.Length && result.Mask[candidates[c]] do
+                        c <- c + 1
+
+                    runs.Add(struct (start, c - start))
+                else
+                    c <- c + 1
+
+            let mutable j = 0
+
+            for row in 0 .. n - 1 do
+                let o = row * candidates.Length
+
+                for struct (start, length) in runs do
+                    Array.Copy(store, o + start, store, j, length)
+                    j <- j + length
+
+            result, Some store
 
     let private resolveMask
         (options: FirstLevelOptions)
         (shape: GridShape)
         (affine: float[,])
         (first: BoldSource)
+        (firstKept: int[])
         isSingle
-        =
+        : bool[] * string list * float32[] option =
         match options.Mask with
-        | NoMask -> Array.create shape.Count true, []
+        | NoMask -> Array.create shape.Count true, [], None
         | MaskArray m ->
             if isNull m || m.Length <> shape.Count then
                 raise (
@@ -451,7 +694,7 @@ module FirstLevel =
                     )
                 )
 
-            Array.copy m, []
+            Array.copy m, [], None
         | MaskFile path ->
             let image = Nifti.read path
             let s = image.Header.Shape
@@ -478,15 +721,21 @@ module FirstLevel =
                     )
                 )
 
-            image.Data |> Array.map (fun x -> x <> 0.0), []
+            image.Data |> Array.map (fun x -> x <> 0.0), [], None
         | ComputeEpiMask ->
-            let precision = if isSingle then Precision.Single else Precision.Double
-            let mean = Masking.meanVolume precision (volumes first)
+            match first with
+            | BoldFile path ->
+                let result, data = readOnceForEpiMask options shape affine firstKept path isSingle
+                result.Mask, result.Warnings, data
+            | BoldVolumes _ ->
+                // in memory: two passes cost nothing to read
+                let precision = if isSingle then Precision.Single else Precision.Double
+                let mean = Masking.meanVolume precision (volumes first)
 
-            let result =
-                Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+                let result =
+                    Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
 
-            result.Mask, result.Warnings
+                result.Mask, result.Warnings, None
 
     // ---------------------------------------------------------------- fit
 
@@ -533,22 +782,10 @@ module FirstLevel =
             if not (sameAffine a affine) then
                 raise (GlmInputException(describe runs[i].Bold i, "affine differs from the first run's")))
 
-        // A computed mask streams the first run twice: once for the mean image, once for the masked voxels.
-        // Storing the likely-brain voxels of every volume in the first pass saved one decompression but kept them
-        // resident beside the masked copy (bench peak 288 MiB vs ≤ 216 MiB streaming twice), for no measured gain.
-        let mask, maskWarnings = resolveMask options shape affine runs[0].Bold isSingle
+        // Designs and kept scans first: every table is checked before any data is read.
+        let warnings = ResizeArray<string>()
 
-        let masked =
-            [| for v in 0 .. mask.Length - 1 do
-                   if mask[v] then
-                       yield v |]
-
-        if masked.Length = 0 then
-            raise (GlmInputException("mask", "the mask is empty: no voxel to analyse"))
-
-        let warnings = ResizeArray<string>(maskWarnings)
-
-        let fits =
+        let prepared =
             runs
             |> Array.mapi (fun i run ->
                 let _, _, scans, _ = geometries[i]
@@ -651,27 +888,62 @@ module FirstLevel =
                 if kept.Length <= p then
                     raise (GlmInputException(name, $"{kept.Length} scans are too few for {p} design columns"))
 
-                let data = loadMasked options shape affine masked kept run.Bold
+                design, kept)
 
-                match data |> Array.tryFindIndex (fun x -> not (System.Single.IsFinite x)) with
+        // A computed mask reads the first run once, keeping its series on the way (readOnceForEpiMask).
+        let mask, maskWarnings, firstData =
+            resolveMask options shape affine runs[0].Bold (snd prepared[0]) isSingle
+
+        warnings.InsertRange(0, maskWarnings)
+
+        let masked =
+            [| for v in 0 .. mask.Length - 1 do
+                   if mask[v] then
+                       yield v |]
+
+        if masked.Length = 0 then
+            raise (GlmInputException("mask", "the mask is empty: no voxel to analyse"))
+
+        let fits =
+            runs
+            |> Array.mapi (fun i run ->
+                let design, kept = prepared[i]
+                let name = describe run.Bold i
+
+                let data =
+                    match firstData with
+                    | Some d when i = 0 -> d
+                    | _ -> loadMasked options shape affine masked kept run.Bold
+
+                // the store of the first run may be longer than the masked series at its front
+                let values = ReadOnlySpan(data, 0, masked.Length * kept.Length)
+
+                // NaN and ±∞ make the sum non-finite (so can a huge finite sum: then the search finds nothing)
+                let nonFinite =
+                    if Single.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum values) then
+                        -1
+                    else
+                        values.IndexOfAnyExceptInRange(Single.MinValue, Single.MaxValue)
+
+                match (if nonFinite >= 0 then Some nonFinite else None) with
                 | Some k ->
-                    let v = masked[k / kept.Length]
+                    let v = masked[k % masked.Length]
                     let x, y, z = v % shape.X, (v / shape.X) % shape.Y, v / (shape.X * shape.Y)
 
                     raise (
                         GlmInputException(
                             name,
-                            $"voxel ({x}, {y}, {z}) has a non-finite value at scan {kept[k % kept.Length]}"
+                            $"voxel ({x}, {y}, {z}) has a non-finite value at scan {kept[k / masked.Length]}"
                         )
                     )
                 | None -> ()
 
-                if scaleSignals options.SignalScaling kept.Length data then
+                if scaleTimeMajor options.SignalScaling kept.Length masked.Length data then
                     warnings.Add
                         "Mean values of 0 observed. The data have probably been centered. Scaling might not work as expected"
 
                 let glm =
-                    Regression.fit
+                    Regression.fitPrefix
                         { GlmOptions.defaults with
                             NoiseModel = options.NoiseModel
                             Bins = options.Bins
@@ -680,6 +952,8 @@ module FirstLevel =
                             KeepDiagnostics = not options.MinimizeMemory }
                         design.Values
                         (Float32 data)
+                        true
+                        masked.Length
 
                 { Design = design; Glm = glm })
 
@@ -999,20 +1273,59 @@ module FirstLevel =
             // each map is computed and compressed on its own thread (p and z need incomplete beta functions per
             // voxel; gzip is single-threaded per file); every map is written by one thread, so files do not
             // depend on the thread count
+            // z and p maps of a contrast share their costly tail probabilities, computed once by whichever job
+            // needs them first
             let jobs =
                 [| for name, c in contrasts do
+                       let tails =
+                           lazy (Contrast.tails 0.0 c.Contrast)
+
                        for output in outputs do
-                           yield name, c, output |]
+                           yield name, c, tails, output |]
+
+            let values (c: FirstLevelContrast) (tails: Lazy<struct (float * float)[]>) output =
+                match output with
+                | ZScore -> Contrast.zScoreOfTails Nilearn tails.Value
+                | PValue -> Contrast.pValueOfTails tails.Value
+                | _ -> maskedOutput c output
+
+            // masked values go onto the grid one volume at a time, through a pooled volume
+            let writeMasked name (values: float[]) =
+                let m = fit.MaskedIndices.Length
+                let count = values.Length / m
+                let grid = Buffers.ArrayPool<float>.Shared.Rent s.Count
+
+                try
+                    let o =
+                        if count = 1 then
+                            options3d
+                        else
+                            { options3d with
+                                Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
+
+                    use writer = Nifti.createWriter (Path.Combine(temp, name)) o
+
+                    for c in 0 .. count - 1 do
+                        Array.Clear(grid, 0, s.Count)
+
+                        for j in 0 .. m - 1 do
+                            grid[fit.MaskedIndices[j]] <- values[c * m + j]
+
+                        writer.WriteVolume(ReadOnlySpan(grid, 0, s.Count))
+
+                    writer.Complete()
+                finally
+                    Buffers.ArrayPool<float>.Shared.Return grid
 
             System.Threading.Tasks.Parallel.ForEach(
                 jobs,
                 System.Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = max 1 fit.Options.Threads),
-                fun (name, c, output) ->
+                fun (name, c, tails, output) ->
                     let st = Contrast.statType c.Contrast
 
-                    write
+                    writeMasked
                         $"contrast-{contrastFileName name}_stat-{statCode st output}_statmap.nii.gz"
-                        (outputImage fit c output)
+                        (values c tails output)
             )
             |> ignore
 

@@ -66,10 +66,18 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
     let voxelsPerVolume = header.Shape |> Array.truncate 3 |> Array.fold (*) 1L |> int
     let bytesPerVoxel = header.Bitpix / 8
     let perChunk = NiftiIo.chunkBytes / bytesPerVoxel
-    let buffer = Array.zeroCreate<byte> NiftiIo.chunkBytes
-    let scratch = Array.zeroCreate<float> perChunk
+    // Pooled: writing many small maps (a model's outputs) must not leave megabytes of buffers per file behind.
+    let buffer = Buffers.ArrayPool<byte>.Shared.Rent NiftiIo.chunkBytes
+    let mutable scratch: float[] = null
     let mutable written = 0L
     let mutable closed = false
+
+    let release () =
+        Buffers.ArrayPool<byte>.Shared.Return buffer
+
+        if not (isNull scratch) then
+            Buffers.ArrayPool<float>.Shared.Return scratch
+            scratch <- null
 
     let check (length: int) =
         if closed then
@@ -83,6 +91,11 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
 
     let write (src: ReadOnlySpan<float>) =
         let mutable done' = 0
+
+        if header.Datatype = NiftiDatatype.Float64 && BitConverter.IsLittleEndian then
+            // the file's bytes are the values' bytes
+            stream.Write(MemoryMarshal.AsBytes src)
+            done' <- src.Length
 
         while done' < src.Length do
             let n = min perChunk (src.Length - done')
@@ -115,6 +128,9 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
         else
             let mutable done' = 0
 
+            if isNull scratch then
+                scratch <- Buffers.ArrayPool<float>.Shared.Rent perChunk
+
             while done' < values.Length do
                 let n = min perChunk (values.Length - done')
 
@@ -138,18 +154,25 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
         closed <- true
 
         try
-            stream.Dispose()
-            File.Move(temporary, path, true)
-        with _ ->
-            File.Delete temporary
-            reraise ()
+            try
+                stream.Dispose()
+                File.Move(temporary, path, true)
+            with _ ->
+                File.Delete temporary
+                reraise ()
+        finally
+            release ()
 
     interface IDisposable with
         member _.Dispose() =
             if not closed then
                 closed <- true
-                stream.Dispose()
-                File.Delete temporary
+
+                try
+                    stream.Dispose()
+                    File.Delete temporary
+                finally
+                    release ()
 
 /// <summary>Reading and writing NIfTI-1 and NIfTI-2 single files (.nii, .nii.gz), as nibabel 5.0 reads them.</summary>
 /// <remarks>Every fault of a file (missing, a directory, truncated, corrupt gzip, bad sizeof_hdr or magic, absurd

@@ -257,6 +257,60 @@ let tests =
                 let stat f = FirstLevel.outputImage f (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) Stat
                 Expect.equal (stat computed) (stat given) "t maps"
 
+            testList "a run read once from its file gives exactly the fit of the same run in memory (AR(1), computed mask)" [
+                let g = { X = 12; Y = 12; Z = 9 }
+                let brain v =
+                    let i, j, k = v % g.X, v / g.X % g.Y, v / (g.X * g.Y)
+                    (float i - 5.5) ** 2.0 + (float j - 5.5) ** 2.0 + (float k - 4.0) ** 2.0 < 16.0
+                let volumes (misleading: bool) =
+                    let rng = Random 17
+                    Array.init scans (fun t ->
+                        Array.init g.Count (fun v ->
+                            let i = v % g.X
+                            // misleading: the brain's right half is dark in the first 10 scans, so the guess of the
+                            // mask made from the first volumes misses it and the run is read a second time
+                            let dark = misleading && t < 10 && i >= 6
+                            let level = if brain v && not dark then 1000.0 + 20.0 * taskRegressor[t] else 10.0
+                            float32 (level + 5.0 * rng.NextDouble())))
+                for misleading in [ false; true ] ->
+                    testCase (if misleading then "first volumes mislead the guess of the mask" else "first volumes predict the mask") <| fun () ->
+                        let vs = volumes misleading
+                        let dir = Path.Combine(Path.GetTempPath(), $"fmriglm-once-{Guid.NewGuid():N}")
+                        Directory.CreateDirectory dir |> ignore
+                        try
+                            let path = Path.Combine(dir, "bold.nii.gz")
+                            let w = Nifti.createWriter path (Nifti.writeOptions [| int64 g.X; int64 g.Y; int64 g.Z; int64 scans |] identity)
+                            for v in vs do w.WriteVolume(ReadOnlySpan v)
+                            w.Complete()
+                            let o = { simOptions with Mask = ComputeEpiMask; NoiseModel = Ar 1; Threads = 2 }
+                            let fromFile = FirstLevel.fit o [ { run vs with Bold = BoldFile path } ]
+                            let inMemory = FirstLevel.fit o [ { run vs with Bold = BoldVolumes(g, identity, vs) } ]
+                            Expect.equal fromFile.Mask inMemory.Mask "masks"
+                            Expect.isGreaterThan fromFile.MaskedIndices.Length 100 "a brain-sized mask"
+                            let maps f =
+                                let c = FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None
+                                [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
+                            Expect.equal (maps fromFile) (maps inMemory) "z, t, effect and variance maps"
+                        finally
+                            Directory.Delete(dir, true)
+            ]
+
+            testPropertyWithConfig config "scaling time-major data equals scaling the same series voxel-major (exactly, both scalings)" <|
+                Prop.forAll (Arb.fromGen (Gen.choose (0, 100000))) (fun seed ->
+                    let rng = Random seed
+                    let n, voxels = 1 + rng.Next 30, 1 + rng.Next 40
+                    let byVoxel = Array.init (n * voxels) (fun _ -> float32 (100.0 + 900.0 * rng.NextDouble()))
+                    // exact in both orders: float64 sums of these float32 values need fewer than 53 bits
+                    // a zero-mean voxel takes the max(mean, 1) branch
+                    for t in 0 .. n - 1 do byVoxel[t] <- 0.0f
+                    let byTime = Array.init (n * voxels) (fun k -> byVoxel[(k % voxels) * n + k / voxels])
+                    [ ScaleVoxelMeans; ScaleGrandMean ]
+                    |> List.forall (fun scaling ->
+                        let a, b = Array.copy byVoxel, Array.copy byTime
+                        let za = FirstLevel.scaleSignals scaling n a
+                        let zb = FirstLevel.scaleTimeMajor scaling n voxels b
+                        za = zb && Array.init (n * voxels) (fun k -> b[k] = a[(k % voxels) * n + k / voxels]) |> Array.forall id))
+
             testCase "the ROI GLM on a time-by-region table equals the image path on the same series (exactly)" <| fun () ->
                 let volumes = simulate 5 10.0 (fun v -> v < 4)
                 let table = Array2D.init scans grid.Count (fun t v -> float (volumes[t][v]))
