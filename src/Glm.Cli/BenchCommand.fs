@@ -207,8 +207,9 @@ let measureFirstLevel (file: string) (eventsPath: string) (outDir: string) =
         { FirstLevel.defaults with
             TR = Some 2.0 }
 
+    let run = FirstLevel.runFromFiles file (Some eventsPath) None None
     let fit =
-        FirstLevel.fit options [ FirstLevel.runFromFiles file (Some eventsPath) None None ]
+        FirstLevel.fit options [ run ]
 
     let fitted = clock.Elapsed.TotalSeconds
     self.Refresh()
@@ -269,6 +270,9 @@ let private runChild (args: string list) =
                 else
                     None))
 
+/// Measured runs of each child in `bench first-level` (after one untimed run).
+let private repeats = 5
+
 let private benchFirstLevel (dir: string) =
     Directory.CreateDirectory dir |> ignore
     let path = Path.Combine(dir, $"bench_firstlevel_{nx}x{ny}x{nz}x{nt}_float32.nii.gz")
@@ -282,16 +286,33 @@ let private benchFirstLevel (dir: string) =
 
     let outDir = Path.Combine(dir, "bench_firstlevel_out")
 
-    match runChild [ measureFlag; path ], runChild [ measureFirstLevelFlag; path; eventsPath; outDir ] with
-    | Some read, Some full ->
+    let readArgs = [ measureFlag; path ]
+    let fullArgs = [ measureFirstLevelFlag; path; eventsPath; outDir ]
+    // One untimed run of each first (it fills the page cache and records the multi-core JIT profile a user's
+    // later runs have), then `repeats` runs of each, interleaved; times are medians, peaks the largest seen.
+    let warm = runChild readArgs, runChild fullArgs
+
+    let runs =
+        List.init repeats (fun _ -> runChild readArgs, runChild fullArgs)
+        |> List.choose (fun (r, f) ->
+            match r, f with
+            | Some r, Some f -> Some(r, f)
+            | _ -> None)
+
+    match warm, runs with
+    | (Some _, Some _), runs when runs.Length = repeats ->
+        let median (xs: float list) = (List.sort xs)[xs.Length / 2]
+        let number field (get: string -> string) = Double.Parse(get field, inv)
+        let reads, fulls = List.unzip runs
         let mib (x: float) = x / 1048576.0
         let raw = float (nx * ny * nz * nt * 4)
-        let readSeconds = Double.Parse(read "seconds", inv)
-        let readPeak = float (Int64.Parse(read "peak", inv))
-        let seconds = Double.Parse(full "seconds", inv)
-        let fitSeconds = Double.Parse(full "fit", inv)
-        let peak = float (Int64.Parse(full "peak", inv))
-        let before = float (Int64.Parse(full "before", inv))
+        let readSeconds = reads |> List.map (number "seconds") |> median
+        let readPeak = reads |> List.map (number "peak") |> List.max
+        let seconds = fulls |> List.map (number "seconds") |> median
+        let fitSeconds = fulls |> List.map (number "fit") |> median
+        let peak = fulls |> List.map (number "peak") |> List.max
+        let before = fulls |> List.map (number "before") |> List.max
+        let full = fulls.Head
 
         printfn
             "file               %s (%.1f MiB raw float32, %.1f MiB gzip)"
@@ -316,8 +337,14 @@ let private benchFirstLevel (dir: string) =
             "                   peak working set %.1f MiB (%.2f x raw; after the fit %.1f MiB; runtime before: %.1f MiB)"
             (mib peak)
             (peak / raw)
-            (mib (float (Int64.Parse(full "fitpeak", inv))))
+            (mib (fulls |> List.map (number "fitpeak") |> List.max))
             (mib before)
+
+        printfn
+            "runs               medians of %d runs each after one untimed run; first level: %s s; read: %s s"
+            repeats
+            (String.Join(" ", fulls |> List.map (fun f -> (number "seconds" f).ToString("0.00", inv))))
+            (String.Join(" ", reads |> List.map (fun r -> (number "seconds" r).ToString("0.00", inv))))
 
         printfn
             "ratios             time %.2f x read (target 1.5), memory %.2f x raw (target 1.3)"

@@ -38,8 +38,36 @@ type FmriGlmArgs =
             | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
             | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
 
+/// Multi-core JIT (System.Runtime.ProfileOptimization): each subcommand records the methods it compiles in a
+/// profile under the user's cache folder, and later runs compile them on a spare core while the main thread starts
+/// working. Best effort: without a writable cache folder the runtime simply compiles on demand.
+let private startJitProfile (argv: string[]) =
+    try
+        let cache =
+            match System.Environment.GetEnvironmentVariable "XDG_CACHE_HOME" with
+            | null
+            | "" ->
+                System.IO.Path.Combine(
+                    System.Environment.GetFolderPath System.Environment.SpecialFolder.UserProfile,
+                    ".cache"
+                )
+            | dir -> dir
+
+        let root = System.IO.Path.Combine(cache, "fmriglm", "jit")
+        System.IO.Directory.CreateDirectory root |> ignore
+        System.Runtime.ProfileOptimization.SetProfileRoot root
+
+        let scenario =
+            if argv.Length = 0 then "none" else argv[0].TrimStart('-')
+            |> String.filter (fun c -> System.Char.IsLetterOrDigit c || c = '-')
+
+        System.Runtime.ProfileOptimization.StartProfile $"{scenario}.jitprofile"
+    with _ ->
+        ()
+
 [<EntryPoint>]
 let main argv =
+    startJitProfile argv
     // `bench nifti` measures in a child process started with this flag; it is dispatched before Argu loads so the
     // child's memory baseline is the runtime's alone.
     if argv.Length = 2 && argv[0] = BenchCommand.measureFlag then BenchCommand.measure argv[1] else
