@@ -782,16 +782,15 @@ module FirstLevel =
             if not (sameAffine a affine) then
                 raise (GlmInputException(describe runs[i].Bold i, "affine differs from the first run's")))
 
-        // Designs and kept scans first: every table is checked before any data is read.
-        let warnings = ResizeArray<string>()
-
-        let prepared =
+        // Every table is checked before any data is read; the designs themselves (which need no data) are built on
+        // another thread while the first run is read, and their errors raised once it is.
+        let recipes =
             runs
             |> Array.mapi (fun i run ->
                 let _, _, scans, _ = geometries[i]
                 let name = describe run.Bold i
 
-                let design =
+                let build: unit -> DesignMatrix * string list =
                     match run.DesignMatrix with
                     | Some d ->
                         if Array2D.length1 d.Values <> scans then
@@ -802,7 +801,7 @@ module FirstLevel =
                                 )
                             )
 
-                        d
+                        fun () -> d, []
                     | None ->
                         let tr =
                             match options.TR with
@@ -854,21 +853,19 @@ module FirstLevel =
 
                         let frameTimes = DesignMatrix.frameTimes scans tr options.SliceTimeRef
 
-                        let d, w =
-                            DesignMatrix.makeFirstLevel
-                                frameTimes
-                                (Some events)
-                                { DesignMatrix.defaults with
-                                    HrfModel = options.HrfModel
-                                    DriftModel = options.DriftModel
-                                    AddRegs = addRegs
-                                    AddRegNames = addNames
-                                    MinOnset = options.MinOnset }
+                        fun () ->
+                            let d, w =
+                                DesignMatrix.makeFirstLevel
+                                    frameTimes
+                                    (Some events)
+                                    { DesignMatrix.defaults with
+                                        HrfModel = options.HrfModel
+                                        DriftModel = options.DriftModel
+                                        AddRegs = addRegs
+                                        AddRegNames = addNames
+                                        MinOnset = options.MinOnset }
 
-                        for x in w do
-                            warnings.Add(DesignMatrix.describe x)
-
-                        d
+                            d, List.map DesignMatrix.describe w
 
                 let kept =
                     match run.SampleMask with
@@ -877,24 +874,32 @@ module FirstLevel =
                         k
                     | None -> Array.init scans id
 
-                let design =
-                    if run.SampleMask.IsSome then
-                        subsetRows kept design
-                    else
-                        design
+                let designOf () =
+                    let design, w = build ()
+                    let design = if run.SampleMask.IsSome then subsetRows kept design else design
+                    let p = design.ColumnNames.Length
 
-                let p = design.ColumnNames.Length
+                    if kept.Length <= p then
+                        raise (GlmInputException(name, $"{kept.Length} scans are too few for {p} design columns"))
 
-                if kept.Length <= p then
-                    raise (GlmInputException(name, $"{kept.Length} scans are too few for {p} design columns"))
+                    design, w
 
-                design, kept)
+                kept, designOf)
+
+        let designs =
+            System.Threading.Tasks.Task.Run(fun () -> recipes |> Array.map (fun (_, designOf) -> designOf ()))
+
 
         // A computed mask reads the first run once, keeping its series on the way (readOnceForEpiMask).
         let mask, maskWarnings, firstData =
-            resolveMask options shape affine runs[0].Bold (snd prepared[0]) isSingle
+            resolveMask options shape affine runs[0].Bold (fst recipes[0]) isSingle
 
-        warnings.InsertRange(0, maskWarnings)
+        // a design's error surfaces here, as it was raised (GetResult does not wrap it)
+        let prepared = designs.GetAwaiter().GetResult()
+        let warnings = ResizeArray<string>(maskWarnings)
+
+        for _, w in prepared do
+            warnings.AddRange w
 
         let masked =
             [| for v in 0 .. mask.Length - 1 do
@@ -907,7 +912,8 @@ module FirstLevel =
         let fits =
             runs
             |> Array.mapi (fun i run ->
-                let design, kept = prepared[i]
+                let design, _ = prepared[i]
+                let kept = fst recipes[i]
                 let name = describe run.Bold i
 
                 let data =

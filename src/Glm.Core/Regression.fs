@@ -163,8 +163,8 @@ module Regression =
             Rho: float[]
             /// Factor of the first whitened scan (1, or √(1 − ρ²) with ScaleFirstScan).
             FirstScale: float
-            /// Whitened design, column-major (column j at j*scans).
-            Xw: float[]
+            /// Whitened design, row-major (scan t's regressors at t*regressors).
+            XwRows: float[]
             /// pinv(Xw), row-major (row j at j*scans).
             P: float[]
             Covariance: float[,]
@@ -208,7 +208,7 @@ module Regression =
 
         { Rho = rho
           FirstScale = firstScale
-          Xw = Array.init (n * p) (fun k -> xw[k % n, k / n])
+          XwRows = Array.init (n * p) (fun k -> xw[k / p, k % p])
           P = Array.init (p * n) (fun k -> pinv[k / n, k % n])
           Covariance = Numerics.multiplyTransposed pinv pinv }
 
@@ -307,6 +307,7 @@ module Regression =
     let private fitGroup (m: Prepared) (p: int) (g: GroupWork) =
         let n = g.Y.Length
         let y, w, r, b = g.Y, g.W, g.R, g.B
+        let pinv, xRows = m.P, m.XwRows
         Array.blit y 0 w 0 n
 
         if n > 0 then
@@ -330,10 +331,10 @@ module Regression =
 
             for t in 0 .. n - 1 do
                 let wt = w[t]
-                a0 <- a0 + Vector256.Create(m.P[r0 + t]) * wt
-                a1 <- a1 + Vector256.Create(m.P[r1 + t]) * wt
-                a2 <- a2 + Vector256.Create(m.P[r2 + t]) * wt
-                a3 <- a3 + Vector256.Create(m.P[r3 + t]) * wt
+                a0 <- a0 + Vector256.Create(pinv[r0 + t]) * wt
+                a1 <- a1 + Vector256.Create(pinv[r1 + t]) * wt
+                a2 <- a2 + Vector256.Create(pinv[r2 + t]) * wt
+                a3 <- a3 + Vector256.Create(pinv[r3 + t]) * wt
 
             b[j] <- a0
             b[j + 1] <- a1
@@ -346,7 +347,7 @@ module Regression =
             let row = j * n
 
             for t in 0 .. n - 1 do
-                a <- a + Vector256.Create(m.P[row + t]) * w[t]
+                a <- a + Vector256.Create(pinv[row + t]) * w[t]
 
             b[j] <- a
             j <- j + 1
@@ -354,9 +355,10 @@ module Regression =
         // residuals w − Xw·b, the regressors subtracted in column order at every scan
         for t in 0 .. n - 1 do
             let mutable acc = w[t]
+            let row = t * p
 
             for j in 0 .. p - 1 do
-                acc <- acc - Vector256.Create(m.Xw[j * n + t]) * b[j]
+                acc <- acc - Vector256.Create(xRows[row + j]) * b[j]
 
             r[t] <- acc
 
