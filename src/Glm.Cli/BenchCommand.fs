@@ -270,6 +270,22 @@ let private runChild (args: string list) =
                 else
                     None))
 
+/// How the core's code runs: precompiled (ReadyToRun, as `dotnet publish -p:PublishReadyToRun=true` ships it) or
+/// compiled as it is first called (JIT, as `dotnet run` and `dotnet build` leave it). The first costs less time
+/// before the work starts, so the benchmark says which it measured.
+let private codeKind () =
+    try
+        use stream = File.OpenRead(typeof<FirstLevelOptions>.Assembly.Location)
+        use pe = new System.Reflection.PortableExecutable.PEReader(stream)
+        let cor = pe.PEHeaders.CorHeader
+
+        if not (isNull cor) && cor.ManagedNativeHeaderDirectory.Size > 0 then
+            "ReadyToRun (published)"
+        else
+            "JIT (dotnet run/build; publish ReadyToRun with scripts/bench-first-level.sh)"
+    with _ ->
+        "unknown"
+
 /// Measured runs of each child in `bench first-level` (after one untimed run).
 let private repeats = 5
 
@@ -339,6 +355,8 @@ let private benchFirstLevel (dir: string) =
             (peak / raw)
             (mib (fulls |> List.map (number "fitpeak") |> List.max))
             (mib before)
+
+        printfn "code               %s" (codeKind ())
 
         printfn
             "runs               medians of %d runs each after one untimed run; first level: %s s; read: %s s"
