@@ -184,8 +184,16 @@ module FirstLevel =
 
     // ---------------------------------------------------------------- pure parts
 
-    /// scaleSignals on the first `voxels` series of data (the rest is left alone): FirstLevel's compacted store.
-    let internal scalePrefix (scaling: SignalScaling) (scans: int) (voxels: int) (data: float32[]) : bool =
+    /// <summary>nilearn's <c>mean_scaling</c> in float32 as numpy runs it on the masker's float32 output, in place
+    /// on a scans × voxels column-major array. Per voxel: mean accumulated scan by scan in float32 (numpy's
+    /// reduction over axis 0), <c>100·(Y/max(mean, 1) − 1)</c> rounded to float32 at each step.</summary>
+    /// <returns>True when some mean is 0 (nilearn warns that the data were probably centred).</returns>
+    let scaleSignals (scaling: SignalScaling) (scans: int) (data: float32[]) : bool =
+        if scans < 1 || data.Length % scans <> 0 then
+            invalidArg (nameof data) $"{data.Length} values are not whole {scans}-scan series"
+
+        let voxels = data.Length / scans
+
         let apply (v: int) (mean: float32) =
             let m = max mean 1.0f
 
@@ -225,15 +233,6 @@ module FirstLevel =
 
             mean = 0.0f
 
-    /// <summary>nilearn's <c>mean_scaling</c> in float32 as numpy runs it on the masker's float32 output, in place
-    /// on a scans × voxels column-major array. Per voxel: mean accumulated scan by scan in float32 (numpy's
-    /// reduction over axis 0), <c>100·(Y/max(mean, 1) − 1)</c> rounded to float32 at each step.</summary>
-    /// <returns>True when some mean is 0 (nilearn warns that the data were probably centred).</returns>
-    let scaleSignals (scaling: SignalScaling) (scans: int) (data: float32[]) : bool =
-        if scans < 1 || data.Length % scans <> 0 then
-            invalidArg (nameof data) $"{data.Length} values are not whole {scans}-scan series"
-
-        scalePrefix scaling scans (data.Length / scans) data
 
     /// scaleSignals on time-major data (scan t's values of the voxels at t·voxels, the first scans·voxels values
     /// of data): the same float32 arithmetic voxel by voxel, the voxels' sums advanced a scan at a time.
@@ -1250,17 +1249,16 @@ module FirstLevel =
                 { Nifti.writeOptions [| int64 s.X; int64 s.Y; int64 s.Z |] fit.Affine with
                     Datatype = NiftiDatatype.Float64 }
 
+            // a 3D image for one volume, 4D for several
+            let optionsFor (count: int) =
+                if count = 1 then
+                    options3d
+                else
+                    { options3d with
+                        Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
+
             let write name (values: float[]) =
-                let count = values.Length / s.Count
-
-                let o =
-                    if count = 1 then
-                        options3d
-                    else
-                        { options3d with
-                            Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
-
-                Nifti.write (Path.Combine(temp, name)) o values
+                Nifti.write (Path.Combine(temp, name)) (optionsFor (values.Length / s.Count)) values
 
             Nifti.write
                 (Path.Combine(temp, "mask.nii.gz"))
@@ -1302,14 +1300,7 @@ module FirstLevel =
                 let grid = Buffers.ArrayPool<float>.Shared.Rent s.Count
 
                 try
-                    let o =
-                        if count = 1 then
-                            options3d
-                        else
-                            { options3d with
-                                Shape = [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] }
-
-                    use writer = Nifti.createWriter (Path.Combine(temp, name)) o
+                    use writer = Nifti.createWriter (Path.Combine(temp, name)) (optionsFor count)
 
                     for c in 0 .. count - 1 do
                         Array.Clear(grid, 0, s.Count)
