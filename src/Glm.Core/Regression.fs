@@ -35,7 +35,8 @@ type GlmOptions =
         Bins: int
         /// Seed of the k-means clustering of AR(N ≥ 2) coefficients (nilearn <c>random_state</c>).
         RandomState: int
-        /// Voxels per chunk: working memory is a few scan-length buffers per chunk and thread.
+        /// Voxels per chunk: each chunk is copied voxel-major (voxels × scans float64) into a pooled buffer per
+        /// thread, so working memory is that copy plus a few scan-length buffers per thread.
         ChunkVoxels: int
         /// Threads used (chunks run in parallel; the results do not depend on this number).
         Threads: int
@@ -48,7 +49,7 @@ type GlmOptions =
 
 /// <summary>Defaults of <see cref="GlmOptions"/>.</summary>
 module GlmOptions =
-    /// nilearn's defaults: AR(1), 100 bins, seed 0; chunks of 1024 voxels on every core; no diagnostics.
+    /// nilearn's defaults: AR(1), 100 bins, seed 0; chunks of 256 voxels on every core; no diagnostics.
     let defaults =
         { NoiseModel = Ar 1
           Bins = 100
