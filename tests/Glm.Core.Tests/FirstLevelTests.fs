@@ -295,6 +295,51 @@ let tests =
                             Directory.Delete(dir, true)
             ]
 
+            testList "the one-pass read of a computed mask gives exactly the fit with that mask given (datatype × smoothing × sample mask × runs)" [
+                let g = { X = 11; Y = 10; Z = 8 }
+                let brain v =
+                    let i, j, k = v % g.X, v / g.X % g.Y, v / (g.X * g.Y)
+                    (float i - 5.0) ** 2.0 + (float j - 4.5) ** 2.0 + (float k - 3.5) ** 2.0 < 12.0
+                let volumes seed =
+                    let rng = Random seed
+                    Array.init scans (fun t ->
+                        Array.init g.Count (fun v ->
+                            let level = if brain v then 1000.0 + 20.0 * taskRegressor[t] else 10.0
+                            float32 (Math.Round(level + 8.0 * rng.NextDouble()))))
+                let kept = Array.append [| 0; 1; 1 |] [| 3 .. scans - 1 |]
+                for datatype in [ NiftiDatatype.Float32; NiftiDatatype.Int16 ] do
+                    for smoothing in [ None; Some 6.0 ] do
+                        for sampleMask in [ None; Some kept ] do
+                            for runCount in [ 1; 2 ] do
+                                if runCount = 1 || (smoothing.IsNone && sampleMask.IsNone) then
+                                    let name =
+                                        $"{datatype}, smoothing {smoothing}, sample mask {sampleMask.IsSome}, {runCount} run(s)"
+                                    testCase name <| fun () ->
+                                        let dir = Path.Combine(Path.GetTempPath(), $"fmriglm-once-{Guid.NewGuid():N}")
+                                        Directory.CreateDirectory dir |> ignore
+                                        try
+                                            let runs =
+                                                [ for r in 1 .. runCount ->
+                                                    let path = Path.Combine(dir, $"run{r}_bold.nii.gz")
+                                                    let o =
+                                                        { Nifti.writeOptions [| int64 g.X; int64 g.Y; int64 g.Z; int64 scans |] identity with
+                                                            Datatype = datatype }
+                                                    let w = Nifti.createWriter path o
+                                                    for v in volumes (40 + r) do w.WriteVolume(ReadOnlySpan v)
+                                                    w.Complete()
+                                                    { run [||] with Bold = BoldFile path; SampleMask = sampleMask } ]
+                                            let o = { simOptions with NoiseModel = Ar 1; SmoothingFwhm = smoothing; Threads = 2 }
+                                            let computed = FirstLevel.fit { o with Mask = ComputeEpiMask } runs
+                                            let given = FirstLevel.fit { o with Mask = MaskArray computed.Mask } runs
+                                            Expect.isGreaterThan computed.MaskedIndices.Length 50 "a brain-sized mask"
+                                            let maps f =
+                                                let c = FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None
+                                                [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
+                                            Expect.equal (maps computed) (maps given) "z, t, effect and variance maps"
+                                        finally
+                                            Directory.Delete(dir, true)
+            ]
+
             testPropertyWithConfig config "scaling time-major data equals scaling the same series voxel-major (exactly, both scalings)" <|
                 Prop.forAll (Arb.fromGen (Gen.choose (0, 100000))) (fun seed ->
                     let rng = Random seed
