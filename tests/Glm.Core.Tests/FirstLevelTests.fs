@@ -183,6 +183,31 @@ let private run volumes =
       DesignMatrix = None
       SampleMask = None }
 
+/// Voxels of a grid inside a sphere (centre in voxel coordinates, squared radius).
+let private sphere (g: GridShape) (ci: float, cj: float, ck: float) (radius2: float) (v: int) =
+    let i, j, k = v % g.X, v / g.X % g.Y, v / (g.X * g.Y)
+    (float i - ci) ** 2.0 + (float j - cj) ** 2.0 + (float k - ck) ** 2.0 < radius2
+
+/// Runs body in a new temporary folder, deleted afterwards.
+let private inTemporaryFolder (body: string -> unit) =
+    let dir = Path.Combine(Path.GetTempPath(), $"fmriglm-test-{Guid.NewGuid():N}")
+    Directory.CreateDirectory dir |> ignore
+    try body dir finally Directory.Delete(dir, true)
+
+/// Writes volumes as a 4D .nii.gz with the identity affine; returns its path.
+let private writeRun (dir: string) (name: string) (g: GridShape) (datatype: NiftiDatatype) (volumes: float32[][]) =
+    let path = Path.Combine(dir, name)
+    let o = { Nifti.writeOptions [| int64 g.X; int64 g.Y; int64 g.Z; int64 volumes.Length |] identity with Datatype = datatype }
+    let w = Nifti.createWriter path o
+    for v in volumes do w.WriteVolume(ReadOnlySpan v)
+    w.Complete()
+    path
+
+/// z, t, effect and variance of the "task" contrast, masked voxels.
+let private taskMaps (fit: FirstLevelFit) =
+    let c = FirstLevel.computeContrast fit [ ContrastDefinition.Expression "task" ] None
+    [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
+
 let private simOptions = { FirstLevel.defaults with TR = Some tr; Mask = NoMask; NoiseModel = Ols; Threads = 1 }
 
 [<Tests>]
@@ -259,52 +284,35 @@ let tests =
 
             testList "a run read once from its file gives exactly the fit of the same run in memory (AR(1), computed mask)" [
                 let g = { X = 12; Y = 12; Z = 9 }
-                let brain v =
-                    let i, j, k = v % g.X, v / g.X % g.Y, v / (g.X * g.Y)
-                    (float i - 5.5) ** 2.0 + (float j - 5.5) ** 2.0 + (float k - 4.0) ** 2.0 < 16.0
                 let volumes (misleading: bool) =
                     let rng = Random 17
                     Array.init scans (fun t ->
                         Array.init g.Count (fun v ->
-                            let i = v % g.X
                             // misleading: the brain's right half is dark in the first 10 scans, so the guess of the
                             // mask made from the first volumes misses it and the run is read a second time
-                            let dark = misleading && t < 10 && i >= 6
-                            let level = if brain v && not dark then 1000.0 + 20.0 * taskRegressor[t] else 10.0
+                            let dark = misleading && t < 10 && v % g.X >= 6
+                            let level = if sphere g (5.5, 5.5, 4.0) 16.0 v && not dark then 1000.0 + 20.0 * taskRegressor[t] else 10.0
                             float32 (level + 5.0 * rng.NextDouble())))
                 for misleading in [ false; true ] ->
                     testCase (if misleading then "first volumes mislead the guess of the mask" else "first volumes predict the mask") <| fun () ->
                         let vs = volumes misleading
-                        let dir = Path.Combine(Path.GetTempPath(), $"fmriglm-once-{Guid.NewGuid():N}")
-                        Directory.CreateDirectory dir |> ignore
-                        try
-                            let path = Path.Combine(dir, "bold.nii.gz")
-                            let w = Nifti.createWriter path (Nifti.writeOptions [| int64 g.X; int64 g.Y; int64 g.Z; int64 scans |] identity)
-                            for v in vs do w.WriteVolume(ReadOnlySpan v)
-                            w.Complete()
+                        inTemporaryFolder (fun dir ->
+                            let path = writeRun dir "bold.nii.gz" g NiftiDatatype.Float32 vs
                             let o = { simOptions with Mask = ComputeEpiMask; NoiseModel = Ar 1; Threads = 2 }
                             let fromFile = FirstLevel.fit o [ { run vs with Bold = BoldFile path } ]
                             let inMemory = FirstLevel.fit o [ { run vs with Bold = BoldVolumes(g, identity, vs) } ]
                             Expect.equal fromFile.Mask inMemory.Mask "masks"
                             Expect.isGreaterThan fromFile.MaskedIndices.Length 100 "a brain-sized mask"
-                            let maps f =
-                                let c = FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None
-                                [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
-                            Expect.equal (maps fromFile) (maps inMemory) "z, t, effect and variance maps"
-                        finally
-                            Directory.Delete(dir, true)
+                            Expect.equal (taskMaps fromFile) (taskMaps inMemory) "z, t, effect and variance maps")
             ]
 
             testList "the one-pass read of a computed mask gives exactly the fit with that mask given (datatype × smoothing × sample mask × runs)" [
                 let g = { X = 11; Y = 10; Z = 8 }
-                let brain v =
-                    let i, j, k = v % g.X, v / g.X % g.Y, v / (g.X * g.Y)
-                    (float i - 5.0) ** 2.0 + (float j - 4.5) ** 2.0 + (float k - 3.5) ** 2.0 < 12.0
                 let volumes seed =
                     let rng = Random seed
                     Array.init scans (fun t ->
                         Array.init g.Count (fun v ->
-                            let level = if brain v then 1000.0 + 20.0 * taskRegressor[t] else 10.0
+                            let level = if sphere g (5.0, 4.5, 3.5) 12.0 v then 1000.0 + 20.0 * taskRegressor[t] else 10.0
                             float32 (Math.Round(level + 8.0 * rng.NextDouble()))))
                 let kept = Array.append [| 0; 1; 1 |] [| 3 .. scans - 1 |]
                 for datatype in [ NiftiDatatype.Float32; NiftiDatatype.Int16 ] do
@@ -315,29 +323,16 @@ let tests =
                                     let name =
                                         $"{datatype}, smoothing {smoothing}, sample mask {sampleMask.IsSome}, {runCount} run(s)"
                                     testCase name <| fun () ->
-                                        let dir = Path.Combine(Path.GetTempPath(), $"fmriglm-once-{Guid.NewGuid():N}")
-                                        Directory.CreateDirectory dir |> ignore
-                                        try
+                                        inTemporaryFolder (fun dir ->
                                             let runs =
                                                 [ for r in 1 .. runCount ->
-                                                    let path = Path.Combine(dir, $"run{r}_bold.nii.gz")
-                                                    let o =
-                                                        { Nifti.writeOptions [| int64 g.X; int64 g.Y; int64 g.Z; int64 scans |] identity with
-                                                            Datatype = datatype }
-                                                    let w = Nifti.createWriter path o
-                                                    for v in volumes (40 + r) do w.WriteVolume(ReadOnlySpan v)
-                                                    w.Complete()
+                                                    let path = writeRun dir $"run{r}_bold.nii.gz" g datatype (volumes (40 + r))
                                                     { run [||] with Bold = BoldFile path; SampleMask = sampleMask } ]
                                             let o = { simOptions with NoiseModel = Ar 1; SmoothingFwhm = smoothing; Threads = 2 }
                                             let computed = FirstLevel.fit { o with Mask = ComputeEpiMask } runs
                                             let given = FirstLevel.fit { o with Mask = MaskArray computed.Mask } runs
                                             Expect.isGreaterThan computed.MaskedIndices.Length 50 "a brain-sized mask"
-                                            let maps f =
-                                                let c = FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None
-                                                [ for o in [ ZScore; Stat; EffectSize; EffectVariance ] -> FirstLevel.maskedOutput c o ]
-                                            Expect.equal (maps computed) (maps given) "z, t, effect and variance maps"
-                                        finally
-                                            Directory.Delete(dir, true)
+                                            Expect.equal (taskMaps computed) (taskMaps given) "z, t, effect and variance maps")
             ]
 
             testPropertyWithConfig config "scaling time-major data equals scaling the same series voxel-major (exactly, both scalings)" <|
