@@ -512,7 +512,7 @@ module FirstLevel =
         let inParallel = options.Threads > 1
         // float32 files: read as float32 and summed in float32, bit for bit meanVolume's Single rounding (float64
         // holds the sum of two float32 exactly before it is rounded); other types: float64 throughout.
-        let raw32 = if isSingle && not smoothing then null else Array.zeroCreate<float32> per
+        let raw32 = if isSingle && smoothing then Array.zeroCreate<float32> per else null
         let raw64 = if isSingle && not smoothing then null else Array.zeroCreate<float> per
         let sum32 = if isSingle then Array.zeroCreate<float32> per else null
         let sum64 = if isSingle then null else Array.zeroCreate<float> per
