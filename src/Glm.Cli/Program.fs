@@ -53,15 +53,17 @@ let private startJitProfile (argv: string[]) =
                 )
             | dir -> dir
 
-        let root = System.IO.Path.Combine(cache, "fmriglm", "jit")
-        System.IO.Directory.CreateDirectory root |> ignore
-        System.Runtime.ProfileOptimization.SetProfileRoot root
+        // no home folder (a relative path): record nothing rather than write into the working directory
+        if System.IO.Path.IsPathRooted cache then
+            let root = System.IO.Path.Combine(cache, "fmriglm", "jit")
+            System.IO.Directory.CreateDirectory root |> ignore
+            System.Runtime.ProfileOptimization.SetProfileRoot root
 
-        let scenario =
-            if argv.Length = 0 then "none" else argv[0].TrimStart('-')
-            |> String.filter (fun c -> System.Char.IsLetterOrDigit c || c = '-')
+            let scenario =
+                if argv.Length = 0 then "none" else argv[0].TrimStart('-')
+                |> String.filter (fun c -> System.Char.IsLetterOrDigit c || c = '-')
 
-        System.Runtime.ProfileOptimization.StartProfile $"{scenario}.jitprofile"
+            System.Runtime.ProfileOptimization.StartProfile $"{scenario}.jitprofile"
     with _ ->
         ()
 
