@@ -434,9 +434,10 @@ module FirstLevel =
         kept |> Array.iteri (fun row t -> rows[t].Add row)
         rows |> Array.map Seq.toArray
 
-    /// A volume smoothed as nilearn's masker smooths (float32, FWHM in mm from the affine), or itself when no
-    /// smoothing is asked for.
-    let private smoothVolume (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) (volume: float[]) =
+    /// A function that smooths a volume as nilearn's masker smooths (float32, FWHM in mm from the affine), or
+    /// returns it when no smoothing is asked for. It reuses two work arrays from call to call: its result is valid
+    /// until its next call, and it serves one thread.
+    let private smoother (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) : float[] -> float[] =
         match options.SmoothingFwhm with
         | Some fwhm when fwhm > 0.0 ->
             let voxelSizes =
@@ -447,8 +448,9 @@ module FirstLevel =
                         + affine[2, j] * affine[2, j]
                     ))
 
-            Masking.smooth Precision.Single shape voxelSizes [| fwhm; fwhm; fwhm |] volume
-        | _ -> volume
+            let work = Array.zeroCreate shape.Count, Array.zeroCreate shape.Count
+            Masking.smoothWith Precision.Single shape voxelSizes [| fwhm; fwhm; fwhm |] work
+        | _ -> id
 
     /// Reads the masked voxels' values of one run (kept scans only) into one float32 array, time-major (row r of
     /// the kept scans holds the masked voxels at r·masked), volume by volume: smoothing (in float32, as nilearn's
@@ -465,11 +467,13 @@ module FirstLevel =
         let data = GC.AllocateUninitializedArray<float32>(n * masked.Length)
         let rows = rowsOfScans kept
 
+        let smooth = smoother options shape affine
+
         volumes source
         |> Seq.truncate rows.Length
         |> Seq.iteri (fun t volume ->
             if rows[t].Length > 0 then
-                let volume = smoothVolume options shape affine volume
+                let volume = smooth volume
 
                 for row in rows[t] do
                     let o = row * masked.Length
@@ -509,6 +513,7 @@ module FirstLevel =
         let n = kept.Length
         let rows = rowsOfScans kept
         let smoothing = options.SmoothingFwhm |> Option.exists (fun f -> f > 0.0)
+        let smooth = smoother options shape affine
         let inParallel = options.Threads > 1
         // float32 files: read as float32 and summed in float32, bit for bit meanVolume's Single rounding (float64
         // holds the sum of two float32 exactly before it is rounded); other types: float64 throughout.
@@ -581,7 +586,7 @@ module FirstLevel =
 
                 if t < rows.Length && rows[t].Length > 0 then
                     if smoothing then
-                        let s = smoothVolume options shape affine raw64
+                        let s = smooth raw64
 
                         for i in 0 .. per - 1 do
                             stored[i] <- float32 s[i]

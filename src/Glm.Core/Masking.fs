@@ -1,6 +1,7 @@
 namespace FmriGlm.Core
 
 open System
+open System.Numerics.Tensors
 
 /// <summary>Size of a 3D voxel grid. Volumes are stored in NIfTI (Fortran) order: i fastest, then j, then k, so
 /// voxel (i, j, k) is at index <c>i + X·(j + Y·k)</c>.</summary>
@@ -110,8 +111,21 @@ module Masking =
 
     /// <summary>Correlates every line of a volume along one axis with a symmetric kernel, in scipy's reflect mode,
     /// summing in float64 and rounding each result to <paramref name="precision"/> (the output array's dtype).</summary>
-    let filterAxis (precision: Precision) (shape: GridShape) (axis: int) (kernel: float[]) (volume: float[]) : float[] =
+    let rec filterAxis (precision: Precision) (shape: GridShape) (axis: int) (kernel: float[]) (volume: float[]) : float[] =
         checkLength shape volume.Length (nameof volume)
+        let out = Array.zeroCreate volume.Length
+        filterAxisInto precision shape axis kernel volume out
+        out
+
+    /// filterAxis into a given array (as long as the volume, not the volume itself).
+    and internal filterAxisInto
+        (precision: Precision)
+        (shape: GridShape)
+        (axis: int)
+        (kernel: float[])
+        (volume: float[])
+        (out: float[])
+        =
         let radius = kernel.Length / 2
         let n, stride =
             match axis with
@@ -120,28 +134,62 @@ module Masking =
             | 2 -> shape.Z, shape.X * shape.Y
             | _ -> invalidArg (nameof axis) $"axis must be 0, 1 or 2, got {axis}"
 
-        let out = Array.zeroCreate volume.Length
-        // the line padded with its reflections on both sides, so that the taps need no index arithmetic
-        let padded = Array.zeroCreate (n + 2 * radius)
         let single = (precision = Single)
 
-        for start in 0 .. volume.Length - 1 do
-            // a line starts where the axis coordinate is 0
-            if (start / stride) % n = 0 then
-                for t in -radius .. n - 1 + radius do
-                    padded[radius + t] <- volume[start + reflect n t * stride]
+        if stride > 1 then
+            // Lines along j or k lie side by side in memory (i varies fastest): filter a whole row of them at once,
+            // with the same operations in the same order per value as the line-by-line loop below.
+            let width = shape.X
+            let acc = Array.zeroCreate<float> width
+            let pair = Array.zeroCreate<float> width
 
-                for t in 0 .. n - 1 do
-                    // symmetric kernel: centre first, then pairs, as scipy's correlate1d does for symmetric weights
-                    let c = radius + t
-                    let mutable acc = padded[c] * kernel[radius]
+            for block in 0 .. volume.Length / (stride * n) - 1 do
+                for a in 0 .. width .. stride - 1 do
+                    let at (t: int) = block * stride * n + reflect n t * stride + a
+                    let accs = Span acc
 
-                    for k in 1 .. radius do
-                        acc <- acc + (padded[c - k] + padded[c + k]) * kernel[radius + k]
+                    for t in 0 .. n - 1 do
+                        TensorPrimitives.Multiply(ReadOnlySpan(volume, at t, width), kernel[radius], accs)
 
-                    out[start + t * stride] <- if single then float (float32 acc) else acc
+                        for k in 1 .. radius do
+                            TensorPrimitives.Add(
+                                ReadOnlySpan(volume, at (t - k), width),
+                                ReadOnlySpan(volume, at (t + k), width),
+                                Span pair
+                            )
 
-        out
+                            TensorPrimitives.Multiply(ReadOnlySpan pair, kernel[radius + k], Span pair)
+                            TensorPrimitives.Add(ReadOnlySpan acc, ReadOnlySpan pair, accs)
+
+                        let o = block * stride * n + t * stride + a
+
+                        for i in 0 .. width - 1 do
+                            out[o + i] <- if single then float (float32 acc[i]) else acc[i]
+        else
+
+        // the line padded with its reflections on both sides, so that the taps need no index arithmetic
+        let padded = Array.zeroCreate (n + 2 * radius)
+
+        // line L starts at its offset within a stride plus whole blocks of n strides
+        for line in 0 .. volume.Length / n - 1 do
+            let start = (line / stride) * stride * n + line % stride
+
+            for t in 0 .. n - 1 do
+                padded[radius + t] <- volume[start + t * stride]
+
+            for k in 1 .. radius do
+                padded[radius - k] <- volume[start + reflect n (-k) * stride]
+                padded[radius + n - 1 + k] <- volume[start + reflect n (n - 1 + k) * stride]
+
+            for t in 0 .. n - 1 do
+                // symmetric kernel: centre first, then pairs, as scipy's correlate1d does for symmetric weights
+                let c = radius + t
+                let mutable acc = padded[c] * kernel[radius]
+
+                for k in 1 .. radius do
+                    acc <- acc + (padded[c - k] + padded[c + k]) * kernel[radius + k]
+
+                out[start + t * stride] <- if single then float (float32 acc) else acc
 
     /// <summary>Gaussian smoothing of a volume as nilearn's <c>_smooth_array</c>: non-finite values set to 0 first,
     /// then <c>gaussian_filter1d</c> (truncate 4) along each axis whose FWHM is non-zero, with
@@ -151,18 +199,42 @@ module Masking =
     /// <param name="voxelSizes">Voxel size along i, j, k in mm: the norms of the affine's first three columns.</param>
     /// <param name="fwhm">Full width at half maximum along i, j, k, in mm.</param>
     /// <param name="volume">The volume, Fortran order.</param>
-    let smooth (precision: Precision) (shape: GridShape) (voxelSizes: float[]) (fwhm: float[]) (volume: float[]) : float[] =
+    let rec smooth (precision: Precision) (shape: GridShape) (voxelSizes: float[]) (fwhm: float[]) (volume: float[]) : float[] =
+        let result = smoothWith precision shape voxelSizes fwhm (Array.zeroCreate volume.Length, Array.zeroCreate volume.Length) volume
+        // a copy: the result lives in one of the work arrays
+        Array.copy result
+
+    /// smooth through two work arrays (each as long as the volume) that the caller reuses from volume to volume:
+    /// smoothing every volume of a run must not allocate a volume-sized array per axis. Returns the work array
+    /// holding the result, valid until the next call with the same arrays.
+    and internal smoothWith
+        (precision: Precision)
+        (shape: GridShape)
+        (voxelSizes: float[])
+        (fwhm: float[])
+        (work: float[] * float[])
+        (volume: float[])
+        : float[] =
         if voxelSizes.Length <> 3 || fwhm.Length <> 3 then
             invalidArg (nameof fwhm) "voxel sizes and FWHM need one value per axis (3)"
 
+        checkLength shape volume.Length (nameof volume)
         let r = rounder precision
-        let mutable data = volume |> Array.map (fun x -> if Double.IsFinite x then r x else 0.0)
+        let mutable data, spare = work
+
+        for i in 0 .. volume.Length - 1 do
+            let x = volume[i]
+            data[i] <- if Double.IsFinite x then r x else 0.0
+
         let ratio = sqrt (8.0 * log 2.0)
 
         for axis in 0..2 do
             if fwhm[axis] <> 0.0 then
                 let sigma = fwhm[axis] / (ratio * voxelSizes[axis])
-                data <- filterAxis precision shape axis (gaussianKernel sigma 4.0) data
+                filterAxisInto precision shape axis (gaussianKernel sigma 4.0) data spare
+                let filtered = spare
+                spare <- data
+                data <- filtered
 
         data
 
