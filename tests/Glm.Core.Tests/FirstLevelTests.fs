@@ -282,7 +282,7 @@ let tests =
                 let stat f = FirstLevel.outputImage f (FirstLevel.computeContrast f [ ContrastDefinition.Expression "task" ] None) Stat
                 Expect.equal (stat computed) (stat given) "t maps"
 
-            testList "a run read once from its file gives exactly the fit of the same run in memory (AR(1), computed mask)" [
+            testList "a run read once from its file gives exactly the fit of the same run in memory, with 1 or 2 threads (AR(1), computed mask)" [
                 let g = { X = 12; Y = 12; Z = 9 }
                 let volumes (misleading: bool) =
                     let rng = Random 17
@@ -303,7 +303,9 @@ let tests =
                             let inMemory = FirstLevel.fit o [ { run vs with Bold = BoldVolumes(g, identity, vs) } ]
                             Expect.equal fromFile.Mask inMemory.Mask "masks"
                             Expect.isGreaterThan fromFile.MaskedIndices.Length 100 "a brain-sized mask"
-                            Expect.equal (taskMaps fromFile) (taskMaps inMemory) "z, t, effect and variance maps")
+                            Expect.equal (taskMaps fromFile) (taskMaps inMemory) "z, t, effect and variance maps"
+                            let oneThread = FirstLevel.fit { o with Threads = 1 } [ { run vs with Bold = BoldFile path } ]
+                            Expect.equal (taskMaps oneThread) (taskMaps fromFile) "1 and 2 threads")
             ]
 
             testList "the one-pass read of a computed mask gives exactly the fit with that mask given (datatype × smoothing × sample mask × runs)" [
