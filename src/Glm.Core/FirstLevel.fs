@@ -184,6 +184,16 @@ module FirstLevel =
 
     // ---------------------------------------------------------------- pure parts
 
+    /// The mean of the first count values of a float32 array: numpy sums the whole array pairwise; a float64 sum
+    /// rounded once is as close as numpy gets.
+    let private grandMean (data: float32[]) (count: int) =
+        let mutable s = 0.0
+
+        for k in 0 .. count - 1 do
+            s <- s + float data[k]
+
+        float32 (s / float count)
+
     /// <summary>nilearn's <c>mean_scaling</c> in float32 as numpy runs it on the masker's float32 output, in place
     /// on a scans × voxels column-major array. Per voxel: mean accumulated scan by scan in float32 (numpy's
     /// reduction over axis 0), <c>100·(Y/max(mean, 1) − 1)</c> rounded to float32 at each step.</summary>
@@ -220,13 +230,7 @@ module FirstLevel =
 
             zero
         | ScaleGrandMean ->
-            // numpy sums the whole float32 array pairwise; a float64 sum rounded once is as close as numpy gets.
-            let mutable s = 0.0
-
-            for k in 0 .. voxels * scans - 1 do
-                s <- s + float data[k]
-
-            let mean = float32 (s / float (voxels * scans))
+            let mean = grandMean data data.Length
 
             for v in 0 .. voxels - 1 do
                 apply v mean
@@ -258,12 +262,7 @@ module FirstLevel =
             apply (means |> Array.map (fun m -> max m 1.0f))
             Array.contains 0.0f means
         | ScaleGrandMean ->
-            let mutable s = 0.0
-
-            for k in 0 .. voxels * scans - 1 do
-                s <- s + float data[k]
-
-            let mean = float32 (s / float (voxels * scans))
+            let mean = grandMean data (voxels * scans)
             apply (Array.create voxels (max mean 1.0f))
             mean = 0.0f
 
@@ -434,10 +433,10 @@ module FirstLevel =
         kept |> Array.iteri (fun row t -> rows[t].Add row)
         rows |> Array.map Seq.toArray
 
-    /// A function that smooths a volume as nilearn's masker smooths (float32, FWHM in mm from the affine), or
-    /// returns it when no smoothing is asked for. It reuses two work arrays from call to call: its result is valid
-    /// until its next call, and it serves one thread.
-    let private smoother (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) : float[] -> float[] =
+    /// A function that smooths a volume as nilearn's masker smooths (float32, FWHM in mm from the affine), or None
+    /// when no smoothing is asked for. It reuses two work arrays from call to call: its result is valid until its
+    /// next call, and it serves one thread.
+    let private smoother (options: FirstLevelOptions) (shape: GridShape) (affine: float[,]) : (float[] -> float[]) option =
         match options.SmoothingFwhm with
         | Some fwhm when fwhm > 0.0 ->
             let voxelSizes =
@@ -449,8 +448,8 @@ module FirstLevel =
                     ))
 
             let work = Array.zeroCreate shape.Count, Array.zeroCreate shape.Count
-            Masking.smoothWith Precision.Single shape voxelSizes [| fwhm; fwhm; fwhm |] work
-        | _ -> id
+            Some(Masking.smoothWith Precision.Single shape voxelSizes [| fwhm; fwhm; fwhm |] work)
+        | _ -> None
 
     /// Reads the masked voxels' values of one run (kept scans only) into one float32 array, time-major (row r of
     /// the kept scans holds the masked voxels at r·masked), volume by volume: smoothing (in float32, as nilearn's
@@ -467,7 +466,7 @@ module FirstLevel =
         let data = GC.AllocateUninitializedArray<float32>(n * masked.Length)
         let rows = rowsOfScans kept
 
-        let smooth = smoother options shape affine
+        let smooth = smoother options shape affine |> Option.defaultValue id
 
         volumes source
         |> Seq.truncate rows.Length
@@ -512,8 +511,8 @@ module FirstLevel =
         let scans = int reader.VolumeCount
         let n = kept.Length
         let rows = rowsOfScans kept
-        let smoothing = options.SmoothingFwhm |> Option.exists (fun f -> f > 0.0)
         let smooth = smoother options shape affine
+        let smoothing = smooth.IsSome
         let inParallel = options.Threads > 1
         // float32 files: read as float32 and summed in float32, bit for bit meanVolume's Single rounding (float64
         // holds the sum of two float32 exactly before it is rounded); other types: float64 throughout.
@@ -547,6 +546,13 @@ module FirstLevel =
                 else
                     part 0
                     part 1
+
+        // the mean image of the first count volumes, rounded as Masking.meanVolume rounds it
+        let meanOf (count: int) =
+            if isSingle then
+                Array.init per (fun i -> float (sum32[i] / float32 count))
+            else
+                Array.init per (fun i -> sum64[i] / float count)
 
         let mutable pending: System.Threading.Tasks.Task = null
 
@@ -585,14 +591,16 @@ module FirstLevel =
                             sum64[i] <- sum64[i] + raw64[i]
 
                 if t < rows.Length && rows[t].Length > 0 then
-                    if smoothing then
+                    match smooth with
+                    | Some smooth ->
                         let s = smooth raw64
 
                         for i in 0 .. per - 1 do
                             stored[i] <- float32 s[i]
-                    elif not isSingle then
+                    | None when not isSingle ->
                         for i in 0 .. per - 1 do
                             stored[i] <- float32 raw64[i]
+                    | None -> ()
 
                 if t < warm then
                     Array.blit stored 0 stash (t * per) per
@@ -605,13 +613,7 @@ module FirstLevel =
                         gather t stored 0
 
                 if t = warm - 1 then
-                    let mean =
-                        if isSingle then
-                            Array.init per (fun i -> float (sum32[i] / float32 warm))
-                        else
-                            Array.init per (fun i -> sum64[i] / float warm)
-
-                    match Masking.epiCandidates precision Masking.defaultEpiMaskOptions shape candidateMargin mean with
+                    match Masking.epiCandidates precision Masking.defaultEpiMaskOptions shape candidateMargin (meanOf warm) with
                     | Some guess ->
                         candidates <-
                             [| for v in 0 .. per - 1 do
@@ -635,14 +637,8 @@ module FirstLevel =
                 with _ ->
                     ()
 
-        let mean =
-            if isSingle then
-                Array.init per (fun i -> float (sum32[i] / float32 scans))
-            else
-                Array.init per (fun i -> sum64[i] / float scans)
-
         let result =
-            Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape mean
+            Masking.computeEpiMask precision Masking.defaultEpiMaskOptions shape (meanOf scans)
 
         let isCandidate = Array.zeroCreate per
 

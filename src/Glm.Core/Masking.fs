@@ -167,19 +167,17 @@ module Masking =
                             out[o + i] <- if single then float (float32 acc[i]) else acc[i]
         else
 
-        // the line padded with its reflections on both sides, so that the taps need no index arithmetic
+        // along i (stride 1) each line is contiguous: copy it, padded with its reflections on both sides, so that
+        // the taps need no index arithmetic
         let padded = Array.zeroCreate (n + 2 * radius)
 
-        // line L starts at its offset within a stride plus whole blocks of n strides
         for line in 0 .. volume.Length / n - 1 do
-            let start = (line / stride) * stride * n + line % stride
-
-            for t in 0 .. n - 1 do
-                padded[radius + t] <- volume[start + t * stride]
+            let start = line * n
+            Array.blit volume start padded radius n
 
             for k in 1 .. radius do
-                padded[radius - k] <- volume[start + reflect n (-k) * stride]
-                padded[radius + n - 1 + k] <- volume[start + reflect n (n - 1 + k) * stride]
+                padded[radius - k] <- volume[start + reflect n (-k)]
+                padded[radius + n - 1 + k] <- volume[start + reflect n (n - 1 + k)]
 
             for t in 0 .. n - 1 do
                 // symmetric kernel: centre first, then pairs, as scipy's correlate1d does for symmetric weights
@@ -189,7 +187,7 @@ module Masking =
                 for k in 1 .. radius do
                     acc <- acc + (padded[c - k] + padded[c + k]) * kernel[radius + k]
 
-                out[start + t * stride] <- if single then float (float32 acc) else acc
+                out[start + t] <- if single then float (float32 acc) else acc
 
     /// <summary>Gaussian smoothing of a volume as nilearn's <c>_smooth_array</c>: non-finite values set to 0 first,
     /// then <c>gaussian_filter1d</c> (truncate 4) along each axis whose FWHM is non-zero, with
@@ -200,9 +198,8 @@ module Masking =
     /// <param name="fwhm">Full width at half maximum along i, j, k, in mm.</param>
     /// <param name="volume">The volume, Fortran order.</param>
     let rec smooth (precision: Precision) (shape: GridShape) (voxelSizes: float[]) (fwhm: float[]) (volume: float[]) : float[] =
-        let result = smoothWith precision shape voxelSizes fwhm (Array.zeroCreate volume.Length, Array.zeroCreate volume.Length) volume
-        // a copy: the result lives in one of the work arrays
-        Array.copy result
+        // fresh work arrays: the one holding the result is this call's alone
+        smoothWith precision shape voxelSizes fwhm (Array.zeroCreate volume.Length, Array.zeroCreate volume.Length) volume
 
     /// smooth through two work arrays (each as long as the volume) that the caller reuses from volume to volume:
     /// smoothing every volume of a run must not allocate a volume-sized array per axis. Returns the work array

@@ -90,18 +90,17 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
             invalidArg "values" $"a volume has {voxelsPerVolume} voxels, got {length}"
 
     let write (src: ReadOnlySpan<float>) =
-        let mutable done' = 0
-
         if header.Datatype = NiftiDatatype.Float64 && BitConverter.IsLittleEndian then
             // the file's bytes are the values' bytes
             stream.Write(MemoryMarshal.AsBytes src)
-            done' <- src.Length
+        else
+            let mutable done' = 0
 
-        while done' < src.Length do
-            let n = min perChunk (src.Length - done')
-            NiftiIo.encode header.Datatype (src.Slice(done', n)) (buffer.AsSpan(0, n * bytesPerVoxel))
-            stream.Write(buffer, 0, n * bytesPerVoxel)
-            done' <- done' + n
+            while done' < src.Length do
+                let n = min perChunk (src.Length - done')
+                NiftiIo.encode header.Datatype (src.Slice(done', n)) (buffer.AsSpan(0, n * bytesPerVoxel))
+                stream.Write(buffer, 0, n * bytesPerVoxel)
+                done' <- done' + n
 
     /// <summary>The file that <c>Complete</c> creates or replaces.</summary>
     member _.Path = path

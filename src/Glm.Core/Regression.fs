@@ -393,7 +393,7 @@ module Regression =
                 try
                     copy first count local
                     let work = newGroupWork scans p
-                    let order = Array.init count (fun i -> first + i) |> Array.sortBy key
+                    let order = Array.init count (fun i -> first + i) |> Array.sortBy (fun v -> struct (key v, v))
                     let mutable start = 0
 
                     while start < count do
@@ -601,14 +601,15 @@ module Regression =
     let private round2 (x: float) =
         Math.Round(x * 100.0, MidpointRounding.ToEven) / 100.0
 
+    let private dataLength (data: VoxelData) =
+        match data with
+        | Float64 a -> a.Length
+        | Float32 a -> a.Length
+
     /// Validates shapes; voxel data must hold scans × voxels values.
     let private checkShapes (design: float[,]) (data: VoxelData) =
         let n = Array2D.length1 design
-
-        let length =
-            match data with
-            | Float64 a -> a.Length
-            | Float32 a -> a.Length
+        let length = dataLength data
 
         if n = 0 || Array2D.length2 design = 0 then
             invalidArg (nameof design) "the design has no rows or no columns"
@@ -630,11 +631,7 @@ module Regression =
         : GlmFit =
         let n, p = Array2D.length1 design, Array2D.length2 design
         let copy = copyChunk data timeMajor voxels n
-
-        let length =
-            match data with
-            | Float64 a -> a.Length
-            | Float32 a -> a.Length
+        let length = dataLength data
 
         if voxels < 0 || int64 voxels * int64 n > int64 length then
             invalidArg (nameof voxels) $"{voxels} voxels of {n} scans need more than the {length} values given"
