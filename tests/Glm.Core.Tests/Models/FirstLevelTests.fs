@@ -350,7 +350,7 @@ let tests =
                     |> List.forall (fun scaling ->
                         let a, b = Array.copy byVoxel, Array.copy byTime
                         let za = FirstLevel.scaleSignals scaling n a
-                        let zb = FirstLevel.scaleTimeMajor scaling n voxels b
+                        let zb = RunReading.scaleTimeMajor scaling n voxels b
                         za = zb && Array.init (n * voxels) (fun k -> b[k] = a[(k % voxels) * n + k / voxels]) |> Array.forall id))
 
             testCase "the ROI GLM on a time-by-region table equals the image path on the same series (exactly)" <| fun () ->
