@@ -10,6 +10,7 @@ open System.IO
 open Argu
 open Spectre.Console
 open FmriGlm.Core
+open FmriGlm.Plotting
 
 /// Arguments of `fmriglm bids`.
 type BidsArgs =

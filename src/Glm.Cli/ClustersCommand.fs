@@ -4,6 +4,7 @@ module FmriGlm.Cli.ClustersCommand
 open System.IO
 open Argu
 open FmriGlm.Core
+open FmriGlm.Plotting
 
 /// Arguments of `fmriglm clusters`; names and defaults are nilearn's.
 type ClustersArgs =

@@ -6,6 +6,7 @@ open System
 open System.Globalization
 open Argu
 open FmriGlm.Core
+open FmriGlm.Plotting
 
 /// Arguments of `fmriglm design`; names and defaults are nilearn's.
 type DesignArgs =

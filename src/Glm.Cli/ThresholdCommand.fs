@@ -3,6 +3,7 @@ module FmriGlm.Cli.ThresholdCommand
 
 open Argu
 open FmriGlm.Core
+open FmriGlm.Plotting
 
 /// Arguments of `fmriglm threshold`; names and defaults are nilearn's.
 type ThresholdArgs =

@@ -1,7 +1,7 @@
 /// The HTML report of a model, after nilearn's generate_report: model parameters, design matrices, contrast
 /// matrices, and for each contrast the thresholded z map drawn as axial slices over a background image, its maximum
 /// intensity projections and its clusters table. One self-contained file: every image is a base64 PNG.
-module FmriGlm.Cli.Report
+module FmriGlm.Plotting.Report
 
 open System
 open System.IO

@@ -1,6 +1,6 @@
 /// The design-matrix picture of `fmriglm design --plot`, after nilearn's plot_design_matrix: each column scaled
 /// to unit L2 norm, grey scale, one row per scan (scan 0 at the top), column names rotated above the columns.
-module FmriGlm.Cli.DesignPlot
+module FmriGlm.Plotting.DesignPlot
 
 open System
 open System.IO

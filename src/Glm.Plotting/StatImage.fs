@@ -1,5 +1,5 @@
 /// Reading a 3D statistic map (and an optional mask on the same grid) for `fmriglm threshold` and `fmriglm clusters`.
-module FmriGlm.Cli.StatImage
+module FmriGlm.Plotting.StatImage
 
 open FmriGlm.Core
 
