@@ -89,7 +89,7 @@ fi
 
 step "Glm.Api.Tests (xunit, timeout $runner_timeout)"
 timeout -k 30s "$runner_timeout" dotnet test tests/Glm.Api.Tests -c Release --no-build -nologo \
-  --logger "console;verbosity=normal" 2>&1 | tee "$logs/api.log" | grep --line-buffered -vE '^ +Passed '
+  --logger "trx;LogFileName=api.trx" --results-directory "$logs" 2>&1 | tee "$logs/api.log" | grep -v '^Results File: '
 api_rc=${PIPESTATUS[0]}
 ap=0; af=0; as=0
 # VSTest: "Passed!  - Failed:     F, Passed:     P, Skipped:     S, Total:     T, …"
@@ -101,7 +101,7 @@ elif [ -z "$api_summary" ]; then
 else
   read -r aff ap ai at < <(echo "$api_summary" | tr -d ',' | awk '{print $2, $4, $6, $8}')
   af=$aff; named=0
-  # The console logger prints "  Skipped <name> [time]" and, a few lines on, the skip reason.
+  # The TRX report names each skipped test (outcome NotExecuted) and gives its skip reason as <Message>.
   while IFS= read -r record; do
     named=$((named + 1))
     if allowed api "$record"; then
@@ -109,10 +109,11 @@ else
     else
       af=$((af + 1)); problem api "skipped, not in $allowed_skips: $record"
     fi
-  done < <(awk '/^ +Skipped / { if (n) print n " -- " r; sub(/^ +Skipped /, ""); sub(/ \[[^]]*\]$/, ""); n = $0; r = ""; next }
-                n && r == "" && /^ +[^ ]/ && !/^ +(Standard Output|Stack Trace|Error Message)/ { r = $0; sub(/^ +/, "", r) }
-                /^ +(Passed|Failed) / { if (n) print n " -- " r; n = "" }
-                END { if (n) print n " -- " r }' "$logs/api.log")
+  done < <(awk '/<UnitTestResult / && /outcome="NotExecuted"/ { n = $0; sub(/.* testName="/, "", n); sub(/".*/, "", n); m = "" }
+                n != "" && /<Message>/ { m = $0; sub(/.*<Message>/, "", m); sub(/<\/Message>.*/, "", m) }
+                n != "" && /<\/UnitTestResult>|\/>[[:space:]]*$/ && !/<Message>/ {
+                  r = n " -- " m; gsub(/&lt;/, "<", r); gsub(/&gt;/, ">", r); gsub(/&quot;/, "\"", r); gsub(/&amp;/, "\\&", r)
+                  print r; n = "" }' "$logs/api.trx" 2>/dev/null)
   if [ "$named" -lt "$ai" ]; then af=$((af + 1)); problem api "$ai skipped, only $named named in the log"; fi
   declared=$(cat tests/Glm.Api.Tests/*.cs | grep -cE '^[[:space:]]*\[(Fact|Property|InlineData)\b')
   if [ "$at" -ne "$declared" ]; then
