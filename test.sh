@@ -69,7 +69,9 @@ core_summary=$(grep -Eo '[0-9]+ passed, [0-9]+ ignored, [0-9]+ failed, [0-9]+ er
 if timed_out "$core_rc"; then
   cf=$((cf + 1)); problem core "timed out after $runner_timeout"
 elif [ -z "$core_summary" ]; then
-  cf=$((cf + 1)); problem core "no summary line (exit code $core_rc)"
+  cf=$((cf + 1))
+  if grep -q 'focused tests were found' "$logs/core.log"; then problem core "focused tests (ftestCase, ftestList, …), no summary line"
+  else problem core "no summary line (exit code $core_rc)"; fi
 else
   read -r cp ci cff cfe < <(echo "$core_summary" | awk '{print $1, $3, $5, $7}')
   cf=$((cff + cfe)); named=0
