@@ -12,6 +12,15 @@
 open System
 open FmriGlm.Core
 
+/// ./test.sh passes an example only when it exits 0 and printed a `checked: ` line. `check` prints one when a value
+/// this script computed is what it should be, and exits 1 when it is not.
+let check (what: string) (ok: bool) =
+    if ok then
+        printfn "checked: %s" what
+    else
+        eprintfn "check failed: %s" what
+        exit 1
+
 // 1. A block design: two conditions, 20 s blocks, TR 2 s, 120 scans (nilearn make_first_level_design_matrix).
 let tr, scans = 2.0, 120
 let frameTimes = DesignMatrix.frameTimes scans tr 0.0
@@ -53,3 +62,11 @@ printfn "voxels with z > 3.1: %d of 200 planted, %d of 1800 null" (planted |> Ar
 // 4. Two runs combine by fixed effects: contrasts add (nilearn Contrast.__add__).
 let twoRuns = [ contrast; contrast ] |> List.sum
 printfn "two identical runs: t grows by %.4f (√2 = %.4f)" ((Contrast.stat 0.0 twoRuns)[0] / (Contrast.stat 0.0 contrast)[0]) (sqrt 2.0)
+
+// 5. What the run must show: the planted effect found, the null left alone, nilearn's dof, the fixed-effects law.
+check "120 scans - 7 columns = 113 residual dof" (Contrast.degreesOfFreedom contrast = 113.0)
+check "the planted effect is recovered: at least 190 of 200 planted voxels at z > 3.1" (planted |> Array.filter (fun x -> x > 3.1) |> Array.length >= 190)
+check "the null is left alone: mean |z| < 0.2 and at most 1% of 1800 null voxels at z > 3.1"
+    (abs (Array.average null') < 0.2 && (null' |> Array.filter (fun x -> x > 3.1) |> Array.length) <= 18)
+check "two identical runs: t × √2 (relative 1e-9)"
+    (Array.forall2 (fun t2 t -> abs (t2 - sqrt 2.0 * t) <= 1e-9 * abs t2) (Contrast.stat 0.0 twoRuns) (Contrast.stat 0.0 contrast))

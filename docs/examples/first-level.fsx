@@ -10,6 +10,15 @@
 open System
 open FmriGlm.Core
 
+/// ./test.sh passes an example only when it exits 0 and printed a `checked: ` line. `check` prints one when a value
+/// this script computed is what it should be, and exits 1 when it is not.
+let check (what: string) (ok: bool) =
+    if ok then
+        printfn "checked: %s" what
+    else
+        eprintfn "check failed: %s" what
+        exit 1
+
 // 1. A 12 × 12 × 6 run of 120 scans (TR 2 s): two conditions in blocks, "face" planted in one corner.
 let shape = { X = 12; Y = 12; Z = 6 }
 let tr, scans = 2.0, 120
@@ -56,3 +65,10 @@ printfn "z (face - house): mean %.2f where planted (%d voxels), mean %.2f elsewh
     (Array.average inside) inside.Length (Array.average outside) outside.Length
 printfn "voxels with z > 3.1: %d planted, %d elsewhere"
     (inside |> Array.filter (fun x -> x > 3.1) |> Array.length) (outside |> Array.filter (fun x -> x > 3.1) |> Array.length)
+
+// 4. What the fit must show: every voxel kept (no mask), nilearn's dof, the planted corner found, the rest left alone.
+check "no mask: all 864 voxels analysed" (fit.MaskedIndices.Length = shape.Count)
+check "120 scans - 7 columns = 113 residual dof" (Contrast.degreesOfFreedom contrast.Contrast = 113.0)
+check "the planted effect is recovered: all 96 planted voxels at z > 3.1" (inside |> Array.forall (fun x -> x > 3.1))
+check "the rest is left alone: mean |z| < 0.2 and at most 1% of 768 voxels at z > 3.1"
+    (abs (Array.average outside) < 0.2 && (outside |> Array.filter (fun x -> x > 3.1) |> Array.length) <= 7)

@@ -12,6 +12,15 @@
 open System
 open FmriGlm.Core
 
+/// ./test.sh passes an example only when it exits 0 and printed a `checked: ` line. `check` prints one when a value
+/// this script computed is what it should be, and exits 1 when it is not.
+let check (what: string) (ok: bool) =
+    if ok then
+        printfn "checked: %s" what
+    else
+        eprintfn "check failed: %s" what
+        exit 1
+
 // 1. Maps: 16 subjects on a 12×12×8 grid, every voxel in the mask; an effect of 1.2 (noise sd 1) in a 3×3×3 cube.
 let shape = { X = 12; Y = 12; Z = 8 }
 let subjects = 16
@@ -37,4 +46,6 @@ printfn "sign flips: %b; FWE p < 0.05 in %d voxels (max-t), %d voxels (cluster s
 
 // The planted cube is found and nothing far from it is: every max-t survivor lies in the cube.
 let survivors = [ for v in 0 .. shape.Count - 1 do if r.LogPMaxT[v] > -log10 0.05 then yield v ]
-if survivors.IsEmpty || not (survivors |> List.forall inEffect) then failwith "expected survivors inside the planted effect only"
+check "16 subjects, one-sample t: 15 dof" (Contrast.degreesOfFreedom (SecondLevel.computeContrast fit (SecondLevelContrast.Expression "intercept") None) = 15.0)
+check "the planted cube is found: max-t FWE survivors exist" (not survivors.IsEmpty)
+check "nothing outside the cube survives max-t FWE p < 0.05" (survivors |> List.forall inEffect)

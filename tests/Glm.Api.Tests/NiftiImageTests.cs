@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.Json;
 using FmriGlm.Core;
 using FsCheck.Xunit;
 using Xunit;
@@ -12,7 +14,8 @@ public sealed class NiftiImageTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static string Data(params string[] parts)
+    /// <summary>A path under tests/data, found above the test binary.</summary>
+    internal static string Data(params string[] parts)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir != null && !Directory.Exists(Path.Combine(dir.FullName, "tests", "data"))) dir = dir.Parent;
@@ -27,26 +30,44 @@ public sealed class NiftiImageTests : IDisposable
         { -2.0, 0.0, 0.0, 30.0 }, { 0.0, 2.5, 0.0, -40.0 }, { 0.0, 0.0, 3.0, -10.0 }, { 0.0, 0.0, 0.0, 1.0 },
     };
 
+    /// <summary>nibabel's facts about a reference case (expected.json) and its values.tsv columns.</summary>
+    private static (JsonElement Nibabel, JsonElement Header, Dictionary<string, double[]> Columns) Reference(string case_, string file)
+    {
+        var expected = JsonDocument.Parse(File.ReadAllText(Data("nifti", case_, "expected.json"))).RootElement;
+        var lines = File.ReadAllLines(Data("nifti", case_, "values.tsv")).Where(l => l.Length > 0).ToArray();
+        var header = lines[0].Split('\t');
+        var rows = lines.Skip(1).Select(l => l.Split('\t')).ToArray();
+        var columns = header.Select((name, j) => (name, j))
+            .ToDictionary(c => c.name, c => rows.Select(r => double.Parse(r[c.j], CultureInfo.InvariantCulture)).ToArray());
+        return (expected.GetProperty("nibabel"), expected.GetProperty("header_fields").GetProperty(file), columns);
+    }
+
     [Fact]
     public void Load_reads_shape_affine_TR_and_values_of_the_nibabel_4D_reference()
     {
+        var (nibabel, header, columns) = Reference("4d-float32-tr", "image.nii.gz");
         var image = NiftiImage.Load(Data("nifti", "4d-float32-tr", "image.nii.gz"));
-        Assert.Equal(new long[] { 3, 4, 2, 3 }, image.Shape);
-        Assert.Equal(2.0, image.TR);
-        Assert.Equal(2.5, image.Affine[1, 1]);
-        Assert.Equal(-6.25, image.Affine[2, 3]);
-        Assert.Equal("float32", image.Header!.Datatype);
-        Assert.Equal("4D float32 test image", image.Header.Description);
-        Assert.Equal(72, image.Data.Length);
-        Assert.Equal(104.92996215820312, image.Data[0]);
+        Assert.Equal(nibabel.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()), image.Shape);
+        Assert.Equal(nibabel.GetProperty("zooms")[3].GetDouble(), image.TR);
+        var affine = nibabel.GetProperty("best_affine");
+        for (var i = 0; i < 4; i++)
+            for (var j = 0; j < 4; j++)
+                Assert.Equal(affine[i][j].GetDouble(), image.Affine[i, j]);
+        Assert.Equal(header.GetProperty("datatype_name").GetString(), image.Header!.Datatype);
+        Assert.Equal(header.GetProperty("descrip").GetString(), image.Header.Description);
+        Assert.Equal(nibabel.GetProperty("data_summary").GetProperty("n_values").GetInt32(), image.Data.Length);
+        Assert.Equal(columns["value"], image.Data);
     }
 
     [Fact]
     public void Load_applies_scl_slope_and_scl_inter()
     {
+        var (_, header, columns) = Reference("int16-scaled", "image.nii");
         var image = NiftiImage.Load(Data("nifti", "int16-scaled", "image.nii"));
-        Assert.Equal(-16394.0, image.Data[0]);   // raw -32768 * 0.5 - 10
-        Assert.Equal(16373.5, image.Data[1]);    // raw 32767 * 0.5 - 10
+        var slope = header.GetProperty("scl_slope").GetDouble();
+        var inter = header.GetProperty("scl_inter").GetDouble();
+        Assert.Equal(columns["raw"].Select(raw => raw * slope + inter), image.Data);
+        Assert.Equal(columns["value"], image.Data);
     }
 
     [Fact]

@@ -53,11 +53,11 @@ let tests =
     testList
         "Tables"
         [ testList
-              "parity"
+              "reference inputs"
               [ for case' in
                     Reference.cases "design"
                     |> Array.filter (fun c -> File.Exists(Reference.path "design" c "events.tsv")) do
-                    testCase $"events.tsv reads as pandas.read_csv(sep='\\t') gives it ({case'}, exact)"
+                    testCase $"readEvents gives events.tsv's onset and duration cells as invariant doubles and its trial_type cells as they are ({case'}, exact)"
                     <| fun () ->
                         let file = Reference.path "design" case' "events.tsv"
                         let events, warnings = Tables.readEvents file

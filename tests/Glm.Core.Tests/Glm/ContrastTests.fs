@@ -54,6 +54,11 @@ let internal nipyColumns (c: Contrast) =
 let private input (p: Text.Json.JsonElement) (name: string) =
     p.GetProperty("inputs").GetProperty(name).GetDouble()
 
+/// A number of a case's expected.json.
+let private expectedJson area case' (name: string) =
+    use doc = Text.Json.JsonDocument.Parse(IO.File.ReadAllText(Reference.path area case' "expected.json"))
+    doc.RootElement.GetProperty(name).GetDouble()
+
 /// nilearn inputs: effect columns `<prefix>` or `<prefix>_k`, one variance column.
 let private nilearnContrast statType (file: string) (effectPrefix: string) (varianceName: string) dof =
     let header, cols = Tsv.columns file
@@ -103,11 +108,11 @@ let private parityCase (case': string) =
     | "nilearn-add-t"
     | "nilearn-add-F" as c ->
         let st = if c.EndsWith "t" then T else F
-        let c1 = nilearnContrast st (file "inputs.tsv") "effect_1" "variance_1" 50.0
-        let c2 = nilearnContrast st (file "inputs.tsv") "effect_2" "variance_2" 37.0
+        let c1 = nilearnContrast st (file "inputs.tsv") "effect_1" "variance_1" (input p "dof_1")
+        let c2 = nilearnContrast st (file "inputs.tsv") "effect_2" "variance_2" (input p "dof_2")
         let sum = c1 + c2
         checkTable area c "expected.tsv" (nilearnColumns sum 0.0)
-        Expect.equal (Contrast.degreesOfFreedom sum) 87.0 "dof of the sum (expected.json)"
+        Expect.equal (Contrast.degreesOfFreedom sum) (expectedJson area c "dof") "dof of the sum (expected.json)"
     | "nilearn-baseline-0.5" as c ->
         let b = input p "baseline"
         let t = nilearnContrast T (file "inputs.tsv") "effect" "variance" (input p "dof")
@@ -115,9 +120,13 @@ let private parityCase (case': string) =
         checkTable area c "expected-t.tsv" (nilearnColumns t b)
         checkTable area c "expected-F.tsv" (nilearnColumns f b)
     | "nilearn-scalar-mul" as c ->
-        let con = nilearnContrast T (file "inputs.tsv") "effect" "variance" 50.0
-        checkTable area c "expected-left.tsv" (nilearnColumns (2.5 * con) 0.0)
-        checkTable area c "expected-right.tsv" (nilearnColumns (con * 0.5) 0.0)
+        let con = nilearnContrast T (file "inputs.tsv") "effect" "variance" (input p "dof")
+        let scalars = p.GetProperty("inputs").GetProperty("scalars")
+        let left, right = scalars[0].GetDouble() * con, con * scalars[1].GetDouble()
+        checkTable area c "expected-left.tsv" (nilearnColumns left 0.0)
+        checkTable area c "expected-right.tsv" (nilearnColumns right 0.0)
+        Expect.equal (Contrast.degreesOfFreedom left) (expectedJson area c "left_dof") "dof of s * c (expected.json)"
+        Expect.equal (Contrast.degreesOfFreedom right) (expectedJson area c "right_dof") "dof of c * s (expected.json)"
     | "nilearn-fixed-effect-contrast-runs" as c ->
         let fits =
             [ 1; 2 ]
@@ -444,7 +453,12 @@ let tests =
                 <| fun () ->
                     let t = Contrast.create T 1 10.0 [| 1.0 |] [| 1.0 |]
                     let f = Contrast.create F 1 10.0 [| 1.0 |] [| 1.0 |]
-                    Expect.throwsT<ArgumentException> (fun () -> t + f |> ignore) "t + F"
+                    try
+                        t + f |> ignore
+                        failtest "expected ArgumentException"
+                    with :? ArgumentException as e ->
+                        Expect.stringContains e.Message "a F contrast" "names the F contrast"
+                        Expect.stringContains e.Message "a T contrast" "names the t contrast"
                 testCase "adding contrasts over different voxel counts throws ArgumentException"
                 <| fun () ->
                     let a = Contrast.create T 1 10.0 [| 1.0 |] [| 1.0 |]

@@ -151,8 +151,12 @@ let tests =
             testCase "an unknown column in the contrast names the contrast" <| fun () ->
                 let design = { ColumnNames = [| "patients"; "controls" |]; Values = array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ]; [ 1.0; 0.0 ] ] }
                 let fit = SecondLevel.fit 1 design (Float64 [| 1.0; 2.0; 3.0 |])
-                let e = Expect.throwsT<GlmInputException> (fun () -> SecondLevel.computeContrast fit (SecondLevelContrast.Expression "patient - controls") None |> ignore)
-                ignore e
+                try
+                    SecondLevel.computeContrast fit (SecondLevelContrast.Expression "patient - controls") None |> ignore
+                    failtest "expected GlmInputException"
+                with :? GlmInputException as e ->
+                    Expect.equal e.Input "second_level_contrast 'patient - controls'" "names the contrast"
+                    Expect.stringContains e.Problem "'patient' is not a design column" "names the unknown column"
 
             testCase "no contrast with two columns is refused, naming the columns" <| fun () ->
                 let design = { ColumnNames = [| "patients"; "controls" |]; Values = array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ]; [ 1.0; 0.0 ] ] }
