@@ -198,16 +198,19 @@ module internal ArClustering =
         let raw = Array.zeroCreate (order * voxels)
         let traces = lazy (residualTraces design)
 
+        // Σ r_t r_{t+k} of voxel v without demeaning: its lag sums re-centred on 0.
+        let uncentredLag v k =
+            let o = v * width
+            let mu = sums[o]
+
+            sums[o + 1 + 3 * k]
+            + mu * (sums[o + 2 + 3 * k] + sums[o + 3 + 3 * k])
+            + float (n - k) * mu * mu
+
         for v in 0 .. voxels - 1 do
             match model with
             | Ar1BiasCorrected ->
-                let o = v * width
-                let mu = sums[o]
-
-                let lag k =
-                    sums[o + 1 + 3 * k]
-                    + mu * (sums[o + 2 + 3 * k] + sums[o + 3 + 3 * k])
-                    + float (n - k) * mu * mu
+                let lag = uncentredLag v
                 // E[e'e] = c0·tr R + c1·tr(D R), E[e'De] = c0·tr(D R) + c1·tr(D R D R), D the symmetric lag-1
                 // matrix (e'De = 2 Σ e_t e_{t+1}); solved for (c0, c1), ρ = c1/c0.
                 let struct (m00, m01, m11) = traces.Value
@@ -217,15 +220,7 @@ module internal ArClustering =
                 let c1 = (m00 * s1 - m01 * s0) / det
                 raw[v] <- if c0 = 0.0 then 0.0 else c1 / c0
             | NipyAr1 ->
-                // Sums of r_t r_{t+k} without demeaning: the lag sums re-centred on 0.
-                let o = v * width
-                let mu = sums[o]
-
-                let lag k =
-                    sums[o + 1 + 3 * k]
-                    + mu * (sums[o + 2 + 3 * k] + sums[o + 3 + 3 * k])
-                    + float (n - k) * mu * mu
-
+                let lag = uncentredLag v
                 raw[v] <- if lag 0 = 0.0 then 0.0 else lag 1 / lag 0
             | _ ->
                 let rho = yuleWalker order n grandMean sums (v * width)
