@@ -3,16 +3,11 @@ namespace FmriGlm.Core
 open System
 open FParsec
 
-/// <summary>Why a text such as "face - 0.5*(house + scene)" is not a contrast over the design columns.</summary>
 type ContrastExpressionError =
-    /// A name that is not a design column, with the closest column names (by edit distance).
     | UnknownColumn of name: string * closest: string list
-    /// The text does not parse: the 1-based position and what was expected there.
     | Malformed of position: int * expected: string
-    /// The expression names no column (a bare number), so it is no contrast.
     | NoColumn of expression: string
 
-    /// <summary>The error in words a user can act on.</summary>
     member e.Message =
         match e with
         | UnknownColumn(name, []) -> $"'{name}' is not a design column"
@@ -22,7 +17,6 @@ type ContrastExpressionError =
         | Malformed(position, expected) -> $"malformed contrast expression at position {position}: {expected}"
         | NoColumn expression -> $"'{expression}' names no design column"
 
-/// <summary>Contrast expressions over design column names, as nilearn's <c>expression_to_contrast_vector</c>.</summary>
 module ContrastExpression =
 
     type private Expr =
@@ -92,13 +86,9 @@ module ContrastExpression =
         d[a.Length, b.Length]
 
     /// <summary>The design columns closest to <c>name</c> by edit distance, at most three.</summary>
-    let closestColumns (columns: string list) (name: string) : string list =
+    let private closestColumns (columns: string list) (name: string) : string list =
         columns |> List.sortBy (fun c -> levenshtein name c, c) |> List.truncate 3
 
-    /// <summary>The contrast vector of <c>text</c> over <c>columns</c> (nilearn expression_to_contrast_vector):
-    /// a text equal to a column name is that column's unit vector whatever its characters; otherwise numbers,
-    /// column names (or `quoted names`), + − * /, parentheses and unary minus, evaluated element-wise over
-    /// the columns' unit vectors.</summary>
     let parse (columns: string list) (text: string) : Result<float[], ContrastExpressionError> =
         let cols = Array.ofList columns
 

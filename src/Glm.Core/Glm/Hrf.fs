@@ -1,5 +1,3 @@
-/// <summary>Haemodynamic response kernels and single-condition regressors, as nilearn 0.13.1's
-/// <c>nilearn.glm.first_level.hemodynamic_models</c> computes them.</summary>
 module FmriGlm.Core.Hrf
 
 open System
@@ -7,34 +5,20 @@ open MathNet.Numerics
 open MathNet.Numerics.LinearAlgebra
 open System.Numerics.Tensors
 
-/// <summary>A user-supplied HRF: (t_r in seconds, oversampling, time_length in seconds, onset in seconds) →
-/// kernel sampled every t_r / oversampling seconds (nilearn accepts a callable as <c>hrf_model</c>).</summary>
 type HrfFunction = float -> int -> float -> float -> float[]
 
-/// <summary>The haemodynamic model of a condition: nilearn's <c>hrf_model</c>.</summary>
 [<NoEquality; NoComparison>]
 type HrfModel =
-    /// <summary>"spm": SPM's canonical double gamma.</summary>
     | Spm
-    /// <summary>"spm + derivative": SPM HRF and its time derivative.</summary>
     | SpmDerivative
-    /// <summary>"spm + derivative + dispersion": SPM HRF, time and dispersion derivatives.</summary>
     | SpmDerivativeDispersion
-    /// <summary>"glover": Glover's double gamma (nilearn's default).</summary>
     | Glover
-    /// <summary>"glover + derivative".</summary>
     | GloverDerivative
-    /// <summary>"glover + derivative + dispersion".</summary>
     | GloverDerivativeDispersion
-    /// <summary>"fir": one boxcar regressor per delay, delays in scans.</summary>
     | Fir of delays: int[]
-    /// <summary>A user kernel; its name makes the column name <c>condition_name</c>.</summary>
     | Custom of name: string * kernel: HrfFunction
-    /// <summary>nilearn's <c>None</c>: the boxcars, unconvolved.</summary>
     | NoHrf
 
-/// <summary>nilearn's spelling of an HRF model, the inverse of <c>parse</c>: "spm + derivative", "fir", "none", or
-/// a custom HRF's name.</summary>
 let name (model: HrfModel) : string =
     match model with
     | Spm -> "spm"
@@ -47,9 +31,6 @@ let name (model: HrfModel) : string =
     | Custom(n, _) -> n
     | NoHrf -> "none"
 
-/// <summary>Parses nilearn's spelling of an HRF model ("spm", "glover + derivative", "fir", "none", …),
-/// case-insensitively, as nilearn lower-cases it. <c>firDelays</c> is used by "fir" only.</summary>
-/// <returns>The model, or the list of accepted spellings when the text is none of them.</returns>
 let parse (firDelays: int[]) (text: string) : Result<HrfModel, string list> =
     let accepted =
         [ "spm"
@@ -78,7 +59,6 @@ let parse (firDelays: int[]) (text: string) : Result<HrfModel, string list> =
     | "" -> Ok NoHrf
     | _ -> Error accepted
 
-/// numpy.linspace(start, stop, num): i·step + start, the last sample set to stop exactly.
 let internal linspace (start: float) (stop: float) (num: int) : float[] =
     if num <= 0 then
         [||]
@@ -131,12 +111,9 @@ let private gammaDifference
     let total = Array.sum h
     h |> Array.map (fun v -> v / total)
 
-/// <summary>SPM's HRF on the grid of step t_r / oversampling over [0, time_length] shifted by onset (nilearn
-/// <c>spm_hrf</c>: delay 6 s, undershoot 16 s, dispersions 1, ratio 0.167), normalised to sum 1.</summary>
 let spmKernel (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     gammaDifference tr oversampling timeLength onset 6.0 16.0 1.0 1.0 0.167
 
-/// <summary>Glover's HRF (nilearn <c>glover_hrf</c>: delay 6 s, undershoot 12 s, dispersions 0.9, ratio 0.48 in nilearn 0.13, 0.35 in older releases).</summary>
 let gloverKernel (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     gammaDifference tr oversampling timeLength onset 6.0 12.0 0.9 0.9 0.48
 
@@ -149,16 +126,12 @@ let private timeDerivative kernel tr oversampling timeLength onset =
         (kernel tr oversampling timeLength onset)
         (kernel tr oversampling timeLength (onset + d))
 
-/// <summary>Time derivative of the SPM HRF (nilearn <c>spm_time_derivative</c>), a finite difference over 0.1 s.</summary>
 let spmTimeDerivative (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     timeDerivative spmKernel tr oversampling timeLength onset
 
-/// <summary>Time derivative of the Glover HRF (nilearn <c>glover_time_derivative</c>).</summary>
 let gloverTimeDerivative (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     timeDerivative gloverKernel tr oversampling timeLength onset
 
-/// <summary>Dispersion derivative of the SPM HRF (nilearn <c>spm_dispersion_derivative</c>): finite difference
-/// of the peak dispersion over 0.01.</summary>
 let spmDispersionDerivative (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     let dd = 0.01
 
@@ -167,8 +140,6 @@ let spmDispersionDerivative (tr: float) (oversampling: int) (timeLength: float) 
         (gammaDifference tr oversampling timeLength onset 6.0 16.0 (1.0 + dd) 1.0 0.167)
         (gammaDifference tr oversampling timeLength onset 6.0 16.0 1.0 1.0 0.167)
 
-/// <summary>Dispersion derivative of the Glover HRF (nilearn <c>glover_dispersion_derivative</c>).</summary>
-/// <remarks>As in nilearn, the undershoot dispersion is left at 1, not Glover's 0.9, in both terms.</remarks>
 let gloverDispersionDerivative (tr: float) (oversampling: int) (timeLength: float) (onset: float) : float[] =
     let dd = 0.01
 
@@ -180,7 +151,7 @@ let gloverDispersionDerivative (tr: float) (oversampling: int) (timeLength: floa
 /// <summary>The kernels of a model at t_r and oversampling, time_length 32 s and onset 0 (nilearn
 /// <c>_hrf_kernel</c>). FIR: delay d gives d·oversampling zeros then oversampling samples of 1/oversampling;
 /// none: a unit impulse followed by oversampling − 1 zeros.</summary>
-let kernels (model: HrfModel) (tr: float) (oversampling: int) : float[] list =
+let private kernels (model: HrfModel) (tr: float) (oversampling: int) : float[] list =
     let k f = f tr oversampling 32.0 0.0
 
     match model with
@@ -196,8 +167,6 @@ let kernels (model: HrfModel) (tr: float) (oversampling: int) : float[] list =
     | Custom(_, f) -> [ k f ]
     | NoHrf -> [ Array.init oversampling (fun i -> if i = 0 then 1.0 else 0.0) ]
 
-/// <summary>Regressor names of a condition under a model (nilearn <c>_regressor_names</c>):
-/// <c>c</c>, <c>c_derivative</c>, <c>c_dispersion</c>, <c>c_delay_d</c>, or <c>c_name</c> for a user kernel.</summary>
 let regressorNames (condition: string) (model: HrfModel) : string list =
     match model with
     | Spm
@@ -210,20 +179,15 @@ let regressorNames (condition: string) (model: HrfModel) : string list =
     | Fir delays -> [ for d in delays -> $"{condition}_delay_{d}" ]
     | Custom(name, _) -> [ $"{condition}_{name}" ]
 
-/// <summary>The events of one condition: onsets and durations in seconds, amplitudes (nilearn's
-/// <c>exp_condition</c> triplet). The three arrays have one element per event.</summary>
 type Condition =
     {
-        /// <summary>Onsets, in seconds.</summary>
         Onsets: float[]
-        /// <summary>Durations, in seconds (0 for an impulse, which lasts one sample of the fine grid).</summary>
         Durations: float[]
-        /// <summary>Amplitude (modulation) of each event.</summary>
         Amplitudes: float[]
     }
 
 /// numpy.searchsorted(sorted, v, side='left'): the first index whose value is ≥ v.
-let internal searchSorted (sorted: float[]) (v: float) =
+let private searchSorted (sorted: float[]) (v: float) =
     let mutable lo = 0
     let mutable hi = sorted.Length
 
@@ -235,7 +199,7 @@ let internal searchSorted (sorted: float[]) (v: float) =
 
 /// <summary>The oversampled grid of nilearn's <c>_sample_condition</c>: linspace(min + min_onset,
 /// max·(1 + 1/(n − 1)), rint((n − 1)/(max − min)·(max·(1 + 1/(n − 1)) − min − min_onset)·oversampling + 1)).</summary>
-let highResolutionTimes (frameTimes: float[]) (oversampling: int) (minOnset: float) : float[] =
+let private highResolutionTimes (frameTimes: float[]) (oversampling: int) (minOnset: float) : float[] =
     let n = frameTimes.Length
 
     if n < 2 then
@@ -256,7 +220,7 @@ let highResolutionTimes (frameTimes: float[]) (oversampling: int) (minOnset: flo
 /// <summary>The condition's boxcars on the oversampled grid (nilearn <c>_sample_condition</c>): each onset and end
 /// is placed by searchsorted (clipped to the last sample), a zero-length event lasts one sample, and the
 /// steps are accumulated. Onsets before the grid start are clipped to its first sample, as in nilearn.</summary>
-let sampleCondition (condition: Condition) (highResolution: float[]) : float[] =
+let private sampleCondition (condition: Condition) (highResolution: float[]) : float[] =
     let tmax = highResolution.Length
     let steps = Array.zeroCreate tmax
     let n = condition.Onsets.Length
@@ -282,7 +246,7 @@ let sampleCondition (condition: Condition) (highResolution: float[]) : float[] =
         acc)
 
 /// np.convolve(signal, kernel)[:signal.Length].
-let internal convolveTruncated (signal: float[]) (kernel: float[]) =
+let private convolveTruncated (signal: float[]) (kernel: float[]) =
     // out[k] = Σ_j signal[k − j]·kernel[j] is a dot product of a signal window with the reversed kernel; the SIMD
     // dot changes the summation order only (differences ~1e-16 relative, far inside the parity tolerances) and is
     // several times faster than the scalar loop on long runs.
@@ -294,7 +258,7 @@ let internal convolveTruncated (signal: float[]) (kernel: float[]) =
         TensorPrimitives.Dot(ReadOnlySpan(signal, k - jmax, jmax + 1), ReadOnlySpan(reversed, m - 1 - jmax, jmax + 1)))
 
 /// scipy.interpolate.interp1d(x, y)(xNew), linear, with scipy's index clipping and slope form.
-let internal interpolate (x: float[]) (y: float[]) (xNew: float[]) =
+let private interpolate (x: float[]) (y: float[]) (xNew: float[]) =
     xNew
     |> Array.map (fun v ->
         if v < x[0] || v > x[x.Length - 1] then
@@ -305,8 +269,6 @@ let internal interpolate (x: float[]) (y: float[]) (xNew: float[]) =
         let slope = (y[hi] - y[lo]) / (x[hi] - x[lo])
         slope * (v - x[lo]) + y[lo])
 
-/// <summary>Orthogonalises each column against the preceding ones in column order (nilearn <c>_orthogonalize</c>):
-/// column i −= (column i · X[:, :i]) · pinv(X[:, :i]). Columns are not normalised. Returns new columns.</summary>
 let orthogonalize (columns: float[][]) : float[][] =
     let out = columns |> Array.map Array.copy
 
@@ -319,20 +281,9 @@ let orthogonalize (columns: float[][]) : float[][] =
     out
 
 /// <summary>nilearn's t_r inside <c>compute_regressor</c>: the smallest difference between frame times.</summary>
-let minimalTR (frameTimes: float[]) : float =
+let private minimalTR (frameTimes: float[]) : float =
     Array.pairwise frameTimes |> Array.map (fun (a, b) -> b - a) |> Array.min
 
-/// <summary>Regressors of one condition sampled at the frame times (nilearn <c>compute_regressor</c>): boxcars
-/// on the oversampled grid, convolved with each kernel of the model (t_r = min diff of frame times), read at
-/// the frame times by linear interpolation; FIR signals are shifted by oversampling − 1 samples; other models'
-/// regressors are orthogonalised in order (derivative against the main one, dispersion against both).</summary>
-/// <param name="model">The HRF model.</param>
-/// <param name="frameTimes">Scan times in seconds, increasing, at least two.</param>
-/// <param name="oversampling">Samples per t_r on the fine grid (nilearn default 50).</param>
-/// <param name="minOnset">Start of the fine grid relative to the first frame time, in seconds (default −24).</param>
-/// <param name="condition">The condition's events.</param>
-/// <returns>One array per regressor (each of frameTimes.Length values), in the order of
-/// <see cref="regressorNames"/>.</returns>
 let computeRegressor
     (model: HrfModel)
     (frameTimes: float[])
