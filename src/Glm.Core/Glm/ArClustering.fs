@@ -179,7 +179,7 @@ module internal ArClustering =
         struct (trR, trDR, trDRDR)
 
     /// numpy.round(x, 2): half to even on x·100.
-    let private round2 (x: float) =
+    let internal round2 (x: float) =
         Math.Round(x * 100.0, MidpointRounding.ToEven) / 100.0
 
     /// Raw AR coefficients of every voxel, order × voxels column-major, from the lag sums of its OLS residuals

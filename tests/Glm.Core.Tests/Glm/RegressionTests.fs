@@ -410,7 +410,13 @@ let tests =
                                 T
                             |> Contrast.zScore 0.0
 
-                        Expect.isFalse (z |> Array.exists Double.IsNaN) $"{noise}: z has no NaN" ]
+                        Expect.isFalse (z |> Array.exists Double.IsNaN) $"{noise}: z has no NaN"
+                testCase "AR(N) cluster labels round as numpy.round(x, 2): half to even on x*100 (0.125 -> 0.12, 0.375 -> 0.38, -0.625 -> -0.62)"
+                <| fun () ->
+                    // numpy.round documents rounding to the nearest even value on x * 10**decimals; these x make x * 100
+                    // an exact half, the only place the rule shows.
+                    for x, expected in [ 0.125, 0.12; 0.375, 0.38; 0.625, 0.62; 0.875, 0.88; -0.625, -0.62; 0.52, 0.52 ] do
+                        Expect.equal (ArClustering.round2 x) expected $"round2 {x}" ]
           testList
               "errors"
               [ testCase "an unknown noise model is an error naming it and what is accepted"
