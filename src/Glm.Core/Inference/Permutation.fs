@@ -19,13 +19,7 @@ module Permutation =
     /// <param name="confounds">Subjects × confounds, or None.</param>
     /// <param name="data">Subjects × voxels, column-major (voxel v's subjects at <c>v·subjects</c>).</param>
     /// <exception cref="System.ArgumentException">Sizes disagree, or a threshold/TFCE is asked for without a grid.</exception>
-    let permutedOls
-        (options: PermutationOptions)
-        (grid: MaskedGrid option)
-        (tested: float[])
-        (confounds: float[,] option)
-        (data: VoxelData)
-        : PermutationResult =
+    let permutedOls (options: PermutationOptions) (grid: MaskedGrid option) (tested: float[]) (confounds: float[,] option) (data: VoxelData) =
         PermutedOls.run options grid tested confounds data
 
     /// <summary>TFCE of a t map on the grid, as <c>Tfce.tfceMap</c> (kept here for callers of the module).</summary>

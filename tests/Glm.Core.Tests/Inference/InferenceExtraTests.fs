@@ -203,35 +203,6 @@ let private npiDeterministicTests =
               | true, negative -> Expect.equal (sizesOfSizeMap size (fun v -> r.T[v] < 0.0)) (ints (negative.GetProperty "6")) "negative cluster sizes, 6-connectivity"
               | _ -> () ]
 
-/// The central interval holding 1 − α of Binomial(n, p).
-let private binomialInterval (alpha: float) (n: int) (p: float) =
-    if p <= 0.0 then
-        0, 0
-    elif p >= 1.0 then
-        n, n
-    else
-        let cdf = [| 0..n |] |> Array.map (fun k -> MathNet.Numerics.Distributions.Binomial.PMF(p, n, k)) |> Array.scan (+) 0.0 |> Array.tail
-        // the last count when rounding leaves the summed probabilities a hair under 1
-        let quantile q = cdf |> Array.tryFindIndex (fun c -> c >= q) |> Option.defaultValue n
-        quantile (alpha / 2.0), quantile (1.0 - alpha / 2.0)
-
-/// nilearn's count k = #{null ≥ observed} among its n draws must lie in the 99.9 % binomial(n, q) interval, q = our
-/// estimate of P(null ≥ observed) from N draws, widened by 4 of our standard errors (our q is an estimate too).
-/// `count` turns nilearn's p into k; `clip` is what nilearn's p does to k (null_to_p clips to [1, n − 1]).
-let private expectSameNull what (n: int) (bigN: int) (count: float -> float) (clip: int -> int) (ours: float[]) (nilearn: float[]) =
-    let failures =
-        [ for v in 0 .. nilearn.Length - 1 do
-              let q = max 0.0 (min 1.0 ours[v])
-              let se = sqrt (q * (1.0 - q) / float bigN)
-              let lo, _ = binomialInterval 0.001 n (max 0.0 (q - 4.0 * se))
-              let _, hi = binomialInterval 0.001 n (min 1.0 (q + 4.0 * se))
-              let k = count nilearn[v]
-
-              if k < float (clip lo) - 1e-6 || k > float (clip hi) + 1e-6 then
-                  yield $"voxel {v}: nilearn count {k} of {n} outside [{clip lo}, {clip hi}] (our P(null ≥ observed) {q})" ]
-
-    Expect.isEmpty failures what
-
 let private npiStatisticalTests =
     [ for case' in casesStarting "npi-" do
           testCase $"logp_max_t, logp_max_tfce, logp_max_size and logp_max_mass agree with nilearn 0.13.1 in distribution ({case'}; nilearn's 60-draw count of null ≥ observed in the binomial 99.9 percent interval of our 1000-draw estimate ± 4 SE)" <| fun () ->
@@ -239,17 +210,11 @@ let private npiStatisticalTests =
               let bigN = 1000
               let data, r = npiRun case' bigN false true
               let masked name = let v = volume case' name in data.Grid.Voxels |> Array.map (fun g -> v[g])
-              let p (logp: float[]) = logp |> Array.map (fun l -> 10.0 ** -l)
-              // max-type (t, TFCE): p = (1 + #{null ≥ observed})/(draws + 1), so #{…}/draws estimates the probability
-              let maxType (logp: float[]) = p logp |> Array.map (fun q -> (q * float (bigN + 1) - 1.0) / float bigN)
-              let maxCount q = Math.Round(q * float (n + 1)) - 1.0
-              // cluster size and mass: null_to_p = #{null ≥ observed}/draws clipped to [1/draws, 1 − 1/draws]
-              let clusterCount q = Math.Round(q * float n)
-              let clip k = max 1 (min (n - 1) k)
-              expectSameNull "logp_max_t" n bigN maxCount id (maxType r.LogPMaxT) (p (masked "logp_max_t.nii.gz"))
-              expectSameNull "logp_max_tfce" n bigN maxCount id (maxType r.Tfce.Value.LogPMaxTfce) (p (masked "logp_max_tfce.nii.gz"))
-              expectSameNull "logp_max_size" n bigN clusterCount clip (p r.Clusters.Value.LogPMaxSize) (p (masked "logp_max_size.nii.gz"))
-              expectSameNull "logp_max_mass" n bigN clusterCount clip (p r.Clusters.Value.LogPMaxMass) (p (masked "logp_max_mass.nii.gz")) ]
+              let compare kind name (ours: float[]) = PermutationTests.expectSameNull kind name n bigN ours (masked $"{name}.nii.gz")
+              compare PermutationTests.MaxType "logp_max_t" r.LogPMaxT
+              compare PermutationTests.MaxType "logp_max_tfce" r.Tfce.Value.LogPMaxTfce
+              compare PermutationTests.NullToP "logp_max_size" r.Clusters.Value.LogPMaxSize
+              compare PermutationTests.NullToP "logp_max_mass" r.Clusters.Value.LogPMaxMass ]
 
 let private nullLaws =
     [ for case' in casesStarting "npi-diagonal-clusters" do
