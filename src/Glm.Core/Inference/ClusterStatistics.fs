@@ -8,25 +8,34 @@ open System
 /// count clusters another way than the observed map does.</summary>
 module internal ClusterStatistics =
 
-    /// The clusters of one tail: <paramref name="inside"/> (grid-sized) labelled by <c>Clusters.label</c>, then,
-    /// over <paramref name="members"/> (the grid indices where <c>inside</c> holds, in increasing order) with
-    /// their t values, each label's size and mass Σ(|t| − threshold). Index 0 of size and mass is the background.
-    let tail (shape: GridShape) (inside: bool[]) (members: int[]) (t: float[]) (threshold: float) =
-        let labels, count = Clusters.label shape inside
+    /// Each label's size and mass Σ(|t| − threshold) over <paramref name="members"/> (grid indices) with their t
+    /// values; index 0 is the background.
+    let private sizeAndMass (labels: int[]) (count: int) (members: int[]) (t: int -> float) (threshold: float) =
         let size = Array.zeroCreate<float> (count + 1)
         let mass = Array.zeroCreate<float> (count + 1)
 
         for q in 0 .. members.Length - 1 do
             let l = labels[members[q]]
             size[l] <- size[l] + 1.0
-            mass[l] <- mass[l] + (abs t[q] - threshold)
+            mass[l] <- mass[l] + (abs (t q) - threshold)
 
+        size, mass
+
+    /// The clusters of one tail: <paramref name="inside"/> (grid-sized) labelled by <c>Clusters.label</c>, then,
+    /// over <paramref name="members"/> (the grid indices where <c>inside</c> holds, in increasing order) with
+    /// their t values, each label's size and mass Σ(|t| − threshold). Index 0 of size and mass is the background.
+    let tail (shape: GridShape) (inside: bool[]) (members: int[]) (t: float[]) (threshold: float) =
+        let labels, count = Clusters.label shape inside
+        let size, mass = sizeAndMass labels count members (fun q -> t[q]) threshold
         labels, count, size, mass
 
     /// Largest cluster size and mass of one permutation, from its supra-threshold voxels (grid index and t, in
-    /// increasing grid order); positive and negative t form clusters separately. <paramref name="inside"/> is a
-    /// grid-sized scratch array that is all false, and is left that way.
-    let nullMaxima (shape: GridShape) (inside: bool[]) (grid: ResizeArray<int>) (t: ResizeArray<float>) (threshold: float) =
+    /// increasing grid order); positive and negative t form clusters separately. <paramref name="inside"/> and
+    /// <paramref name="labels"/> are grid-sized scratch arrays, all false and all 0, and are left that way. The
+    /// components come from the flood fill of <c>Clusters.label</c> (through <c>Clusters.labelMembers</c>), found
+    /// from the members alone, so a permutation costs its supra-threshold voxels rather than a pass over the grid
+    /// and a grid-sized array per tail.
+    let nullMaxima (shape: GridShape) (inside: bool[]) (labels: int[]) (grid: ResizeArray<int>) (t: ResizeArray<float>) (threshold: float) =
         let mutable maxSize = 0.0
         let mutable maxMass = 0.0
 
@@ -39,10 +48,12 @@ module internal ClusterStatistics =
                 for g in members do
                     inside[g] <- true
 
-                let _, _, size, mass = tail shape inside members (picked |> Array.map (fun q -> t[q])) threshold
+                let count = Clusters.labelMembers shape inside members labels
+                let size, mass = sizeAndMass labels count members (fun q -> t[picked[q]]) threshold
 
                 for g in members do
                     inside[g] <- false
+                    labels[g] <- 0
 
                 maxSize <- max maxSize (Array.max size)
                 maxMass <- max maxMass (Array.max mass)

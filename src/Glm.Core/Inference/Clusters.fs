@@ -25,15 +25,40 @@ module Clusters =
         if isNull affine || Array2D.length1 affine <> 4 || Array2D.length2 affine <> 4 then
             invalidArg (nameof affine) "must be a 4×4 matrix"
 
+    /// The one 6-connected flood fill behind every labelling: gives label <paramref name="count"/> to the unlabelled
+    /// component of <paramref name="mask"/> that holds <paramref name="seed"/> (which must be in the mask).
+    let private fill (shape: GridShape) (mask: bool[]) (labels: int[]) (stack: Collections.Generic.Stack<int>) (seed: int) (count: int) =
+        let sx = 1
+        let sy = shape.X
+        let sz = shape.X * shape.Y
+        labels[seed] <- count
+        stack.Push seed
+
+        while stack.Count > 0 do
+            let u = stack.Pop()
+            let a = u % shape.X
+            let b = (u / shape.X) % shape.Y
+            let c = u / sz
+
+            let inline visit w =
+                if mask[w] && labels[w] = 0 then
+                    labels[w] <- count
+                    stack.Push w
+
+            if a > 0 then visit (u - sx)
+            if a < shape.X - 1 then visit (u + sx)
+            if b > 0 then visit (u - sy)
+            if b < shape.Y - 1 then visit (u + sy)
+            if c > 0 then visit (u - sz)
+            if c < shape.Z - 1 then visit (u + sz)
+
     let label (shape: GridShape) (mask: bool[]) : int[] * int =
         checkLength shape mask.Length (nameof mask)
         let labels = Array.zeroCreate<int> mask.Length
         let stack = Collections.Generic.Stack<int>()
-        let sx = 1
-        let sy = shape.X
-        let sz = shape.X * shape.Y
         let mutable count = 0
 
+        // scipy numbers components in C order (i slowest), whatever the memory order of the array.
         for i in 0 .. shape.X - 1 do
             for j in 0 .. shape.Y - 1 do
                 for k in 0 .. shape.Z - 1 do
@@ -41,28 +66,20 @@ module Clusters =
 
                     if mask[v] && labels[v] = 0 then
                         count <- count + 1
-                        labels[v] <- count
-                        stack.Push v
-
-                        while stack.Count > 0 do
-                            let u = stack.Pop()
-                            let a = u % shape.X
-                            let b = (u / shape.X) % shape.Y
-                            let c = u / sz
-
-                            let inline visit w =
-                                if mask[w] && labels[w] = 0 then
-                                    labels[w] <- count
-                                    stack.Push w
-
-                            if a > 0 then visit (u - sx)
-                            if a < shape.X - 1 then visit (u + sx)
-                            if b > 0 then visit (u - sy)
-                            if b < shape.Y - 1 then visit (u + sy)
-                            if c > 0 then visit (u - sz)
-                            if c < shape.Z - 1 then visit (u + sz)
+                        fill shape mask labels stack v count
 
         labels, count
+
+    let internal labelMembers (shape: GridShape) (mask: bool[]) (members: int[]) (labels: int[]) : int =
+        let stack = Collections.Generic.Stack<int>()
+        let mutable count = 0
+
+        for v in members do
+            if labels[v] = 0 then
+                count <- count + 1
+                fill shape mask labels stack v count
+
+        count
 
     /// Number of voxels of each label 1..count (index 0 of the result is unused).
     let private sizes (labels: int[]) (count: int) =

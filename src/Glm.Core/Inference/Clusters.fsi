@@ -45,6 +45,14 @@ module Clusters =
     /// <exception cref="System.ArgumentException">The mask does not have the grid's voxel count.</exception>
     val label: shape: GridShape -> mask: bool[] -> int[] * int
 
+    /// <summary>The same 6-connected components as <see cref="label"/>, found from <paramref name="members"/> (every
+    /// voxel of <paramref name="mask"/>, any order) into <paramref name="labels"/> (grid-sized, 0 at the members),
+    /// so that a permutation's few supra-threshold voxels are labelled without a pass over the grid or a new array.
+    /// Labels are numbered in the order of the members, not scipy's; the caller resets <c>labels</c> at the
+    /// members afterwards.</summary>
+    /// <returns>The number of components.</returns>
+    val internal labelMembers: shape: GridShape -> mask: bool[] -> members: int[] -> labels: int[] -> int
+
     /// <summary>nilearn's cluster-extent filter (<c>_apply_cluster_size_threshold</c>): positive and negative
     /// voxels form clusters separately (6-connectivity) and clusters of fewer than
     /// <paramref name="clusterThreshold"/> voxels are set to 0. Returns a new volume.</summary>

@@ -19,7 +19,9 @@ module internal PermutedOls =
           Grid: ResizeArray<int>[]
           Values: ResizeArray<float>[]
           Full: float[][]
-          Inside: bool[] }
+          Inside: bool[]
+          /// Grid-sized labels scratch of the null clusters, all 0 between uses.
+          Labels: int[] }
 
     /// <summary>See <c>Permutation.permutedOls</c>.</summary>
 
@@ -271,7 +273,8 @@ module internal PermutedOls =
                   Grid = Array.init perms (fun _ -> ResizeArray<int>())
                   Values = Array.init perms (fun _ -> ResizeArray<float>())
                   Full = (if options.Tfce then Array.init perms (fun _ -> Array.zeroCreate<float> m) else [||])
-                  Inside = (if needGrid then Array.zeroCreate<bool> g.Value.Shape.Count else [||]) }),
+                  Inside = (if needGrid then Array.zeroCreate<bool> g.Value.Shape.Count else [||])
+                  Labels = (if needGrid then Array.zeroCreate<int> g.Value.Shape.Count else [||]) }),
             (fun block (_: ParallelLoopState) (s: Scratch) ->
                 let first = block * blockSize
                 let count = min blockSize (nPerm - first)
@@ -362,7 +365,7 @@ module internal PermutedOls =
 
                     match thresholdT with
                     | Some th ->
-                        let struct (size, mass) = ClusterStatistics.nullMaxima g.Value.Shape s.Inside s.Grid[p] s.Values[p] th
+                        let struct (size, mass) = ClusterStatistics.nullMaxima g.Value.Shape s.Inside s.Labels s.Grid[p] s.Values[p] th
                         h0Size[k] <- size
                         h0Mass[k] <- mass
                     | None -> ()
