@@ -58,6 +58,20 @@ dotnet paket restore >"$logs/paket.log" 2>&1 || { cat "$logs/paket.log"; fail_se
 step "build (Release)"
 dotnet build FmriGlm.sln -c Release -nologo -v quiet >"$logs/build.log" 2>&1 || { cat "$logs/build.log"; fail_setup "build failed"; }
 
+# Reads `<test name> -- <skip message>` records on stdin for RUNNER (core|api): each allowed one is listed, each
+# other is a problem. Sets named (records read), listed (allowed) and unlisted (failures).
+judge_skips() {
+  named=0; listed=0; unlisted=0
+  while IFS= read -r record; do
+    named=$((named + 1))
+    if allowed "$1" "$record"; then
+      listed=$((listed + 1)); echo "allowed skip, $1: $record"
+    else
+      unlisted=$((unlisted + 1)); problem "$1" "$2, not in $allowed_skips: $record"
+    fi
+  done
+}
+
 step "Glm.Core.Tests (Expecto, timeout $runner_timeout)"
 # --debug logs `<name> was ignored. <message>` for every ignored test; those lines are kept out of the screen.
 timeout -k 30s "$runner_timeout" dotnet run --project tests/Glm.Core.Tests -c Release --no-build -- \
@@ -74,15 +88,8 @@ elif [ -z "$core_summary" ]; then
   else problem core "no summary line (exit code $core_rc)"; fi
 else
   read -r cp ci cff cfe < <(echo "$core_summary" | awk '{print $1, $3, $5, $7}')
-  cf=$((cff + cfe)); named=0
-  while IFS= read -r record; do
-    named=$((named + 1))
-    if allowed core "$record"; then
-      cs=$((cs + 1)); echo "allowed skip, core: $record"
-    else
-      cf=$((cf + 1)); problem core "ignored, not in $allowed_skips: $record"
-    fi
-  done < <(sed -nE 's/^\[[0-9:]+ DBG\] (.*) was ignored\. (.*) <Expecto>$/\1 -- \2/p' "$logs/core.log")
+  judge_skips core ignored < <(sed -nE 's/^\[[0-9:]+ DBG\] (.*) was ignored\. (.*) <Expecto>$/\1 -- \2/p' "$logs/core.log")
+  cf=$((cff + cfe + unlisted)); cs=$listed
   if [ "$named" -lt "$ci" ]; then cf=$((cf + 1)); problem core "$ci ignored, only $named named in the log"; fi
   if [ "$core_rc" -ne 0 ] && [ "$cf" -eq 0 ]; then cf=1; problem core "exit code $core_rc"; fi
   core_total=$((cp + cff + cfe + ci))
@@ -102,20 +109,13 @@ elif [ -z "$api_summary" ]; then
   af=$((af + 1)); problem api "no summary line (exit code $api_rc)"
 else
   read -r aff ap ai at < <(echo "$api_summary" | tr -d ',' | awk '{print $2, $4, $6, $8}')
-  af=$aff; named=0
   # The TRX report names each skipped test (outcome NotExecuted) and gives its skip reason as <Message>.
-  while IFS= read -r record; do
-    named=$((named + 1))
-    if allowed api "$record"; then
-      as=$((as + 1)); echo "allowed skip, api: $record"
-    else
-      af=$((af + 1)); problem api "skipped, not in $allowed_skips: $record"
-    fi
-  done < <(awk '/<UnitTestResult / && /outcome="NotExecuted"/ { n = $0; sub(/.* testName="/, "", n); sub(/".*/, "", n); m = "" }
+  judge_skips api skipped < <(awk '/<UnitTestResult / && /outcome="NotExecuted"/ { n = $0; sub(/.* testName="/, "", n); sub(/".*/, "", n); m = "" }
                 n != "" && /<Message>/ { m = $0; sub(/.*<Message>/, "", m); sub(/<\/Message>.*/, "", m) }
                 n != "" && /<\/UnitTestResult>|\/>[[:space:]]*$/ && !/<Message>/ {
                   r = n " -- " m; gsub(/&lt;/, "<", r); gsub(/&gt;/, ">", r); gsub(/&quot;/, "\"", r); gsub(/&amp;/, "\\&", r)
                   print r; n = "" }' "$logs/api.trx" 2>/dev/null)
+  af=$((aff + unlisted)); as=$listed
   if [ "$named" -lt "$ai" ]; then af=$((af + 1)); problem api "$ai skipped, only $named named in the log"; fi
   declared=$(cat tests/Glm.Api.Tests/*.cs | grep -cE '^[[:space:]]*\[(Fact|Property|InlineData)\b')
   if [ "$at" -ne "$declared" ]; then

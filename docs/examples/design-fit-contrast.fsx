@@ -12,14 +12,8 @@
 open System
 open FmriGlm.Core
 
-/// ./test.sh passes an example only when it exits 0 and printed a `checked: ` line. `check` prints one when a value
-/// this script computed is what it should be, and exits 1 when it is not.
-let check (what: string) (ok: bool) =
-    if ok then
-        printfn "checked: %s" what
-    else
-        eprintfn "check failed: %s" what
-        exit 1
+#load "lib/Check.fsx"
+open Check
 
 // 1. A block design: two conditions, 20 s blocks, TR 2 s, 120 scans (nilearn make_first_level_design_matrix).
 let tr, scans = 2.0, 120

@@ -10,14 +10,8 @@
 open System
 open FmriGlm.Core
 
-/// ./test.sh passes an example only when it exits 0 and printed a `checked: ` line. `check` prints one when a value
-/// this script computed is what it should be, and exits 1 when it is not.
-let check (what: string) (ok: bool) =
-    if ok then
-        printfn "checked: %s" what
-    else
-        eprintfn "check failed: %s" what
-        exit 1
+#load "lib/Check.fsx"
+open Check
 
 // 1. A 12 × 12 × 6 run of 120 scans (TR 2 s): two conditions in blocks, "face" planted in one corner.
 let shape = { X = 12; Y = 12; Z = 6 }

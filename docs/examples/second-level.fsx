@@ -12,14 +12,8 @@
 open System
 open FmriGlm.Core
 
-/// ./test.sh passes an example only when it exits 0 and printed a `checked: ` line. `check` prints one when a value
-/// this script computed is what it should be, and exits 1 when it is not.
-let check (what: string) (ok: bool) =
-    if ok then
-        printfn "checked: %s" what
-    else
-        eprintfn "check failed: %s" what
-        exit 1
+#load "lib/Check.fsx"
+open Check
 
 // 1. Maps: 16 subjects on a 12×12×8 grid, every voxel in the mask; an effect of 1.2 (noise sd 1) in a 3×3×3 cube.
 let shape = { X = 12; Y = 12; Z = 8 }
