@@ -98,7 +98,7 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
 
             while done' < src.Length do
                 let n = min perChunk (src.Length - done')
-                NiftiIo.encode header.Datatype (src.Slice(done', n)) (buffer.AsSpan(0, n * bytesPerVoxel))
+                NiftiWriting.encode header.Datatype (src.Slice(done', n)) (buffer.AsSpan(0, n * bytesPerVoxel))
                 stream.Write(buffer, 0, n * bytesPerVoxel)
                 done' <- done' + n
 
@@ -178,6 +178,7 @@ type NiftiVolumeWriter internal (path: string, temporary: string, stream: Stream
 /// dims, unsupported datatype) raises <see cref="GlmInputException"/> naming the file and the fault.</remarks>
 module Nifti =
     open NiftiIo
+    open NiftiWriting
 
 
     /// <summary>Reads the header (and extensions) of a .nii or .nii.gz file, validated as the readers validate it.</summary>

@@ -224,7 +224,7 @@ let private parity =
               testCase $"nibabel 5.0.0 set_qform: qfac, zooms and quaternion (up to sign) of {case'} from its qform affine (atol 1e-6)"
               <| fun () ->
                   let r = (Nifti.readHeader (Reference.path "nifti" case' "image.nii"))
-                  let qfac, zooms, bcd = NiftiHeaderCodec.qformParameters r.QformAffine
+                  let qfac, zooms, bcd = NiftiAffines.qformParameters r.QformAffine
                   Expect.equal qfac r.Pixdim[0] "qfac"
                   Close.all { absolute = 1e-6; relative = 0.0 } zooms r.Pixdim[1..3] "zooms"
                   // a 180° rotation has w ≈ 0, where (w, b, c, d) and −(w, b, c, d) are the same rotation
@@ -410,11 +410,11 @@ let private laws =
               "qform from an affine (rotation × zooms, either handedness) gives back the affine (atol 1e-9)"
           <| Prop.forAll (Arb.fromGen genAffine) (fun affine ->
               // headerFor keeps the quaternion and zooms in float64 (they are rounded only when serialised)
-              let h = NiftiIo.headerFor (Nifti.writeOptions [| 2L; 2L; 2L |] affine)
+              let h = NiftiWriting.headerFor (Nifti.writeOptions [| 2L; 2L; 2L |] affine)
 
               Close.all
                   { absolute = 1e-9; relative = 0.0 }
-                  (flat (NiftiHeaderCodec.qformAffine h))
+                  (flat (NiftiAffines.qformAffine h))
                   (flat affine)
                   "qform affine")
 
