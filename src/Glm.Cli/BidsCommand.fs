@@ -206,9 +206,12 @@ let participant (s: BidsSettings) (subject: string) : ParticipantOutput =
             s.Model
 
     let fit = BidsModels.fitParticipant model subject runs
-    let files = BidsModels.writeParticipant s.OutputDir s.Query.Task s.Query.Space model fit
+    // the subject's folder is filled under a temporary name and swapped in whole: a failed or killed run leaves the
+    // previous outputs (or none), never a mixture
+    use folder = Files.OutputFolder.Create(Path.Combine(s.OutputDir, $"sub-{subject}"), replace = true)
+    let files = BidsModels.writeParticipant folder.Path s.Query.Task s.Query.Space model fit
     let prefix = Bids.participantPrefix subject s.Query.Task s.Query.Space
-    let reportPath = Path.Combine(s.OutputDir, $"sub-{subject}", $"{prefix}_report.html")
+    let reportPath = folder.File $"{prefix}_report.html"
     let columns = fit.Designs.Head.ColumnNames |> List.ofArray
 
     Report.write
@@ -232,7 +235,9 @@ let participant (s: BidsSettings) (subject: string) : ParticipantOutput =
           Threshold = s.Threshold
           Warnings = fit.Warnings }
 
-    { Fit = fit; Files = files @ [ reportPath ]; Report = reportPath }
+    folder.Commit()
+    let final (path: string) = Path.Combine(folder.Target, Path.GetFileName path)
+    { Fit = fit; Files = (files @ [ reportPath ]) |> List.map final; Report = final reportPath }
 
 /// One contrast of the group level: the subjects used, the z map (full grid), the mask, the files written.
 type GroupOutput =
@@ -265,8 +270,8 @@ let private contrastLabels (s: BidsSettings) =
 /// Fits the group level of every contrast, writes OUTPUT_DIR/group/task-T_space-S_contrast-C_stat-*_statmap.nii.gz,
 /// the group mask and one report.
 let group (s: BidsSettings) : GroupOutput list * string =
-    let folder = Path.Combine(s.OutputDir, "group")
-    Directory.CreateDirectory folder |> ignore
+    use output = Files.OutputFolder.Create(Path.Combine(s.OutputDir, "group"), replace = true)
+    let folder = output.Path
     let prefix = $"task-{s.Query.Task}_space-{s.Query.Space}"
 
     let outputs =
@@ -319,26 +324,32 @@ let group (s: BidsSettings) : GroupOutput list * string =
           Threshold = s.Threshold
           Warnings = [] }
 
-    outputs, reportPath
+    output.Commit()
+    let final (path: string) = Path.Combine(output.Target, Path.GetFileName path)
+    outputs |> List.map (fun o -> { o with Files = List.map final o.Files }), final reportPath
 
 /// Runs every requested subject in this process, with a progress bar unless quiet.
 let participants (s: BidsSettings) : ParticipantOutput list =
-    datasetDescription s.OutputDir
     let subjects = Bids.subjects s.BidsDir s.Query
 
-    if s.Quiet then
-        subjects |> List.map (participant s)
-    else
-        AnsiConsole
-            .Progress()
-            .Start(fun ctx ->
-                let task = ctx.AddTask($"first level ({subjects.Length} subject(s))", maxValue = float subjects.Length)
+    let outputs =
+        if s.Quiet then
+            subjects |> List.map (participant s)
+        else
+            AnsiConsole
+                .Progress()
+                .Start(fun ctx ->
+                    let task = ctx.AddTask($"first level ({subjects.Length} subject(s))", maxValue = float subjects.Length)
 
-                subjects
-                |> List.map (fun subject ->
-                    let out = participant s subject
-                    task.Increment 1.0
-                    out))
+                    subjects
+                    |> List.map (fun subject ->
+                        let out = participant s subject
+                        task.Increment 1.0
+                        out))
+
+    // written last: a run that fails leaves no derivative dataset that looks complete
+    datasetDescription s.OutputDir
+    outputs
 
 /// Runs `fmriglm bids`; 0 on success.
 let run (args: ParseResults<BidsArgs>) =
@@ -362,8 +373,8 @@ let run (args: ParseResults<BidsArgs>) =
                     for f in o.Files do
                         printfn "  wrote %s" f
     | GroupLevel ->
-        datasetDescription s.OutputDir
         let outputs, report = group s
+        datasetDescription s.OutputDir
 
         if not s.Quiet then
             for o in outputs do

@@ -73,10 +73,16 @@ type FirstLevelArgs =
 let private list (text: string) =
     text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
 
+/// A whole number of a comma-separated option, or the project's error naming the option and the value.
+let private integer (option: string) (text: string) =
+    match Int32.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture) with
+    | true, v -> v
+    | _ -> raise (GlmInputException(option, $"'{text}' is not a whole number"))
+
 let private optionsOf (args: ParseResults<FirstLevelArgs>) =
     let firDelays =
         args.TryGetResult Fir_Delays
-        |> Option.map (list >> Array.map (fun d -> Int32.Parse(d, CultureInfo.InvariantCulture)))
+        |> Option.map (list >> Array.map (integer "--fir-delays"))
         |> Option.defaultValue [| 0 |]
 
     let hrf =
@@ -148,7 +154,10 @@ let run (args: ParseResults<FirstLevelArgs>) =
     let confounds = perRun "--confounds" (args.GetResults Confounds)
     let designs = perRun "--design-matrix" (args.GetResults Design_Matrix)
     let sampleMasks = perRun "--sample-mask" (args.GetResults Sample_Mask)
-    let columns = args.TryGetResult Confound_Columns |> Option.map list
+    let columns =
+        match args.TryGetResult Confound_Columns |> Option.map list with
+        | Some [||] -> raise (GlmInputException("--confound-columns", "names no column: give column names, comma separated, or leave the option out to use them all"))
+        | c -> c
 
     let outputs =
         match FirstLevel.parseOutputType (args.GetResult(Output_Type, defaultValue = "all")) with
@@ -159,11 +168,21 @@ let run (args: ParseResults<FirstLevelArgs>) =
         let r =
             { Bold = BoldFile(if bolds.IsEmpty then "" else bolds[i])
               Events = events i |> Option.map (Tables.readEvents >> fst)
-              Confounds = confounds i |> Option.map (fun c -> Tables.readConfounds c columns)
-              DesignMatrix = designs i |> Option.map Tables.readDesign
+              Confounds =
+                confounds i
+                |> Option.map (fun c ->
+                    let table = Tables.readConfounds c columns
+                    Tables.requireRegressors c table
+                    table)
+              DesignMatrix =
+                designs i
+                |> Option.map (fun path ->
+                    let d = Tables.readDesign path
+                    Tables.requireRegressors path (d.ColumnNames, d.Values)
+                    d)
               SampleMask =
                 sampleMasks i
-                |> Option.map (list >> Array.map (fun s -> Int32.Parse(s, CultureInfo.InvariantCulture))) }
+                |> Option.map (list >> Array.map (integer "--sample-mask")) }
 
         r
 

@@ -71,14 +71,16 @@ let run (results: ParseResults<PermuteArgs>) : int =
     let watch = Diagnostics.Stopwatch.StartNew()
     let r = Permutation.nonParametricInference options (Some input.Grid) design contrast (Float32 input.Data)
     let dir = results.GetResult Out
-    Directory.CreateDirectory dir |> ignore
-    let write name values = SecondLevelImages.write input NiftiDatatype.Float64 (Path.Combine(dir, $"{name}.nii.gz")) values
+    // every map is written into a temporary folder that is renamed onto --out at the end: a failure (disk full,
+    // read-only) leaves nothing half-written
+    use folder = Files.OutputFolder.Create dir
+    let write name values = SecondLevelImages.write input NiftiDatatype.Float64 (folder.File($"{name}.nii.gz")) values
     write "t" r.T
     write "logp_max_t" r.LogPMaxT
 
     match r.Clusters with
     | Some c ->
-        SecondLevelImages.write input NiftiDatatype.Int32 (Path.Combine(dir, "size.nii.gz")) c.Size
+        SecondLevelImages.write input NiftiDatatype.Int32 (folder.File("size.nii.gz")) c.Size
         write "logp_max_size" c.LogPMaxSize
         write "mass" c.Mass
         write "logp_max_mass" c.LogPMaxMass
@@ -92,6 +94,8 @@ let run (results: ParseResults<PermuteArgs>) : int =
 
     for w in input.Warnings @ r.Warnings do
         eprintfn "warning: %s" w
+
+    folder.Commit()
 
     let scheme = if r.SignFlipping then "sign flips" else "permutations"
     printfn "%d subjects, %d voxels, %d %s in %.1f s; maps written to %s" input.Subjects r.T.Length r.Permutations scheme watch.Elapsed.TotalSeconds dir

@@ -67,6 +67,48 @@ let private startJitProfile (argv: string[]) =
     with _ ->
         ()
 
+/// The error a user should read: aggregate, invocation and type-initialisation wrappers removed (a parallel writer's
+/// error arrives inside an AggregateException), the project's input error preferred when several are wrapped.
+let rec private innermost (e: exn) : exn =
+    match e with
+    | :? System.AggregateException as a ->
+        let inner = a.Flatten().InnerExceptions |> Seq.map innermost |> List.ofSeq
+
+        match inner |> List.tryFind (fun x -> x :? GlmInputException) with
+        | Some x -> x
+        | None -> (match inner with x :: _ -> x | [] -> e)
+    | :? System.Reflection.TargetInvocationException
+    | :? System.TypeInitializationException when not (isNull e.InnerException) -> innermost e.InnerException
+    | _ -> e
+
+/// The one place where an exception escaping a command becomes a message and an exit code: 1 for bad input or a
+/// target that cannot be written, 2 for bad arguments, 70 (EX_SOFTWARE) for a fault of fmriglm itself. No stack
+/// trace unless FMRIGLM_DEBUG=1.
+let private report (e: exn) : int =
+    let e = innermost e
+
+    if System.Environment.GetEnvironmentVariable "FMRIGLM_DEBUG" = "1" then
+        eprintfn "%O" e
+
+    match e with
+    | :? ArguParseException as a when a.ErrorCode = ErrorCode.HelpText -> printfn "%s" a.Message; 0
+    | :? ArguParseException as a -> eprintfn "%s" a.Message; 2
+    | :? GlmInputException as g -> eprintfn "fmriglm: %s" g.Message; 1
+    | :? System.IO.IOException
+    | :? System.UnauthorizedAccessException ->
+        // .NET's file-system messages name the path; the commands' own writers already name their target
+        let full = if e.HResult = 28 || e.Message.Contains "No space left" then "the disk is full: " else ""
+        eprintfn "fmriglm: %s%s" full e.Message
+        1
+    | :? System.OutOfMemoryException
+    | :? System.InsufficientMemoryException ->
+        eprintfn "fmriglm: out of memory: the request needs more memory than this machine has (%s)" e.Message
+        1
+    | _ ->
+        eprintfn "fmriglm: internal error (%s): %s" (e.GetType().Name) e.Message
+        eprintfn "This is a fault of fmriglm, not of your input: please report it with the command line. FMRIGLM_DEBUG=1 shows the details."
+        70
+
 [<EntryPoint>]
 let main argv =
     startJitProfile argv
@@ -94,7 +136,6 @@ let main argv =
         | [ Second_Level args ] -> SecondLevelCommand.run args
         | [ Permute args ] -> PermuteCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
-    with
-    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0
-    | :? ArguParseException as e -> eprintfn "%s" e.Message; 2
-    | :? GlmInputException as e -> eprintfn "fmriglm: %s" e.Message; 1
+    with e ->
+        report e
+

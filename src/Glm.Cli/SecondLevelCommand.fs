@@ -47,6 +47,12 @@ let readDesign (path: string option) (confounds: string option) (labels: string 
     | Some _, Some _ -> raise (GlmInputException("--design, --confounds", "give one or the other"))
     | Some p, None ->
         let names, values = Tables.readConfounds p None
+        // n/a would be NaN in the design: second-level and permute refuse it alike, naming the cell
+        Tables.requireRegressors p (names, values)
+
+        if Array2D.length1 values <> maps.Length then
+            raise (GlmInputException(p, $"{Array2D.length1 values} design rows for {maps.Length} maps: give one row per map"))
+
         { ColumnNames = names; Values = values }
     | None, Some c ->
         let labels =
@@ -88,8 +94,10 @@ let run (results: ParseResults<SecondLevelArgs>) : int =
 
     let maps = SecondLevel.computeContrast fit contrast statType |> SecondLevel.maps
     let dir = results.GetResult Out
-    Directory.CreateDirectory dir |> ignore
-    let write name values = SecondLevelImages.write input NiftiDatatype.Float64 (Path.Combine(dir, $"{name}.nii.gz")) values
+    // every map is written into a temporary folder that is renamed onto --out at the end: a failure (disk full,
+    // read-only) leaves nothing half-written
+    use folder = Files.OutputFolder.Create dir
+    let write name values = SecondLevelImages.write input NiftiDatatype.Float64 (folder.File($"{name}.nii.gz")) values
     let n = maps.Stat.Length
 
     for name in (if outputType = "all" then outputNames else [ outputType ]) do
@@ -102,10 +110,12 @@ let run (results: ParseResults<SecondLevelArgs>) : int =
             for row in 0 .. maps.Dim - 1 do
                 write (if maps.Dim = 1 then name else $"{name}_{row}") maps.EffectSize[row * n .. (row + 1) * n - 1]
 
-    SecondLevelImages.write input NiftiDatatype.UInt8 (Path.Combine(dir, "mask.nii.gz")) (Array.create n 1.0)
+    SecondLevelImages.write input NiftiDatatype.UInt8 (folder.File("mask.nii.gz")) (Array.create n 1.0)
 
     for w in input.Warnings do
         eprintfn "warning: %s" w
+
+    folder.Commit()
 
     printfn "%d subjects, %d voxels, %A contrast written to %s" input.Subjects n maps.StatType dir
     0

@@ -28,6 +28,10 @@ module internal NiftiIo =
             if not (File.Exists path) then
                 raise (fault path "no such file")
 
+            // a FIFO or a device reports 0 bytes; opening one would block until a writer appears
+            if FileInfo(path).Length = 0L then
+                raise (fault path "empty file (0 bytes), or not a regular file (a FIFO, socket or device)")
+
             try
                 new FileStream(
                     path,
@@ -120,6 +124,32 @@ module internal NiftiIo =
                 acc * v)
             1L
 
+    /// The affine the image will be used with (nibabel's best affine) must place every voxel in mm: finite, with a
+    /// non-singular 3×3 part. A NaN or singular affine otherwise passes the fit and fails when maps are written.
+    let checkGeometry (path: string) (h: NiftiHeader) =
+        let source =
+            if NiftiAffines.validCode h.SformCode <> 0 then "sform (srow_x/y/z)"
+            elif NiftiAffines.validCode h.QformCode <> 0 then "qform (quatern_b/c/d, qoffset_x/y/z, pixdim)"
+            else "affine from pixdim (no sform or qform)"
+
+        let a = NiftiAffines.bestAffine h
+
+        for i in 0 .. 2 do
+            for j in 0 .. 3 do
+                if not (Double.IsFinite a[i, j]) then
+                    raise (fault path $"the {source} has a non-finite value, {a[i, j]} at row {i + 1}, column {j + 1}")
+
+        let det =
+            a[0, 0] * (a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1])
+            - a[0, 1] * (a[1, 0] * a[2, 2] - a[1, 2] * a[2, 0])
+            + a[0, 2] * (a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0])
+
+        let norm j = sqrt (a[0, j] * a[0, j] + a[1, j] * a[1, j] + a[2, j] * a[2, j])
+        let scale = norm 0 * norm 1 * norm 2
+
+        if not (Double.IsFinite det) || scale = 0.0 || abs det <= 1e-9 * scale then
+            raise (fault path $"the {source} is singular (determinant {det}): voxels have no position in mm")
+
     let validate (path: string) (h: NiftiHeader) : Layout =
         let ndim = h.Dim[0]
 
@@ -175,6 +205,8 @@ module internal NiftiIo =
                     path
                     $"qform quaternion (b, c, d) = ({h.Quaternion[0]}, {h.Quaternion[1]}, {h.Quaternion[2]}) is longer than 1, so it is no rotation"
             )
+
+        checkGeometry path h
 
         { VoxelsPerVolume = perVolume
           Volumes = volumes

@@ -21,24 +21,55 @@ let describe (warning: TableWarning) : string =
     | MissingTrialType -> "'trial_type' column not found in the given events data: every event is in condition 'dummy'."
     | UnexpectedColumns names -> $"""Unexpected columns ignored: {String.Join(", ", names)}"""
 
-/// A table read as text: header and rows of cells.
+/// The longest cell the reader accepts (the reader's buffer grows up to this): 16 MiB of text in one cell.
+let private maxCellChars = 1 <<< 24
+
+/// A table read as text: header and rows of cells. The file must be a non-empty regular file of strict UTF-8;
+/// a row with more cells than the header is an error (pandas raises too), one with fewer is padded with empty cells.
 let private readCells (path: string) : string[] * string[][] =
-    if not (File.Exists path) then
-        raise (GlmInputException(path, "file not found"))
+    let options =
+        CsvDataReaderOptions(Delimiter = '\t', HasHeaders = true, MaxBufferSize = maxCellChars)
 
-    let options = CsvDataReaderOptions(Delimiter = '\t', HasHeaders = true)
-    use reader = CsvDataReader.Create(path, options)
-    let header = Array.init reader.FieldCount (fun i -> reader.GetName i)
-    let rows = ResizeArray()
+    try
+        use text = Files.openUtf8 path
+        use reader = CsvDataReader.Create(text, options)
+        let header = Array.init reader.FieldCount (fun i -> reader.GetName i)
 
-    while reader.Read() do
-        let cells =
-            Array.init header.Length (fun i -> if i < reader.RowFieldCount then reader.GetString i else "")
+        if header |> Array.forall String.IsNullOrWhiteSpace then
+            raise (GlmInputException(path, "the header row (line 1) is empty: a table needs column names"))
 
-        if not (cells |> Array.forall String.IsNullOrWhiteSpace) then
-            rows.Add cells
+        let rows = ResizeArray()
+        let mutable line = 1
 
-    header, rows.ToArray()
+        while reader.Read() do
+            line <- line + 1
+
+            if reader.RowFieldCount > header.Length then
+                let extra = [ for i in header.Length .. reader.RowFieldCount - 1 -> reader.GetString i ]
+
+                if extra |> List.exists (String.IsNullOrWhiteSpace >> not) then
+                    raise (
+                        GlmInputException(
+                            $"{path}, line {line}",
+                            $"{reader.RowFieldCount} cells but the header has {header.Length} columns"
+                        )
+                    )
+
+            let cells =
+                Array.init header.Length (fun i -> if i < reader.RowFieldCount then reader.GetString i else "")
+
+            if not (cells |> Array.forall String.IsNullOrWhiteSpace) then
+                rows.Add cells
+
+        header, rows.ToArray()
+    with
+    | :? DecoderFallbackException as e ->
+        raise (GlmInputException(path, $"is not UTF-8 text ({e.Message})"))
+    | :? CsvMissingHeadersException -> raise (GlmInputException(path, "has no header row"))
+    | :? CsvRecordTooLargeException ->
+        raise (GlmInputException(path, $"a row is longer than {maxCellChars} characters"))
+    | :? CsvFormatException as e ->
+        raise (GlmInputException($"{path}, line {e.RowNumber}", $"malformed quoting: {e.Message}"))
 
 /// A BIDS number cell: "n/a" or empty is NaN; "nan"/"inf" as numpy prints them.
 let private tryNumber (cell: string) : float option =
@@ -100,6 +131,9 @@ let readEvents (path: string) : Events * TableWarning list =
             if v < 0.0 then
                 raise (GlmInputException(at path r "duration", $"negative duration {cells[durationJ]}"))
 
+            if Double.IsInfinity v then
+                raise (GlmInputException(at path r "duration", $"duration must be a finite number, got '{cells[durationJ]}'"))
+
             v)
 
     let trialTypes, warnings =
@@ -144,6 +178,30 @@ let readEvents (path: string) : Events * TableWarning list =
        else
            [ UnexpectedColumns unexpected ])
 
+/// A regression column whose sum of squares overflows (a 1e300 cell) breaks every decomposition of the design
+/// (the SVD does not converge): refused here, naming the cell, rather than failing deep in the fit.
+let private requireModestValues (path: string) (names: string[]) (values: float[,]) =
+    for k in 0 .. names.Length - 1 do
+        let mutable sum = 0.0
+        let mutable worst = 0
+
+        for r in 0 .. Array2D.length1 values - 1 do
+            let v = values[r, k]
+
+            if Double.IsFinite v then
+                sum <- sum + v * v
+
+                if abs v > abs values[worst, k] || not (Double.IsFinite values[worst, k]) then
+                    worst <- r
+
+        if Double.IsInfinity sum then
+            raise (
+                GlmInputException(
+                    at path worst names[k],
+                    $"{values[worst, k]} is too large: the column's sum of squares overflows, so no regression can use it (rescale the column)"
+                )
+            )
+
 /// <summary>Reads numeric columns of a confounds TSV (fMRIPrep style; "n/a" cells become NaN), all of them or
 /// those named, in the order given.</summary>
 /// <returns>Column names and values, rows × columns.</returns>
@@ -159,7 +217,26 @@ let readConfounds (path: string) (columns: string[] option) : string[] * float[,
             | Some j -> j
             | None -> raise (GlmInputException(path, $"""no '{name}' column (columns: {String.Join(", ", header)})""")))
 
-    names, Array2D.init rows.Length js.Length (fun r k -> numberAt path r names[k] (rows[r][js[k]]))
+    let values = Array2D.init rows.Length js.Length (fun r k -> numberAt path r names[k] (rows[r][js[k]]))
+    requireModestValues path names values
+    names, values
+
+/// <summary>Fails, naming the file, line and column, on the first cell that is not a finite number ("n/a" in
+/// fMRIPrep's first row of derivative columns) or whose column's sum of squares overflows: a GLM cannot use it.
+/// For confounds, design matrices and second-level designs read from a file.</summary>
+/// <exception cref="T:FmriGlm.Core.GlmInputException">A NaN, infinite or overflowing cell.</exception>
+let requireRegressors (path: string) (names: string[], values: float[,]) : unit =
+    requireModestValues path names values
+
+    for r in 0 .. Array2D.length1 values - 1 do
+        for c in 0 .. names.Length - 1 do
+            if not (Double.IsFinite values[r, c]) then
+                raise (
+                    GlmInputException(
+                        at path r names[c],
+                        $"value {values[r, c]}: a GLM needs finite numbers (fill n/a first, e.g. with 0 for derivative columns)"
+                    )
+                )
 
 /// <summary>Reads second-level covariates: a <c>subject_label</c> column plus numeric covariate columns.</summary>
 /// <exception cref="T:FmriGlm.Core.GlmInputException">No subject_label column or a non-numeric covariate.</exception>
@@ -206,15 +283,7 @@ let designToTsv (design: DesignMatrix) : string =
 let writeDesign (path: string) (design: DesignMatrix) : unit =
     let full = Path.GetFullPath path
 
-    let temp =
-        Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
-
-    try
-        File.WriteAllText(temp, designToTsv design, UTF8Encoding false)
-        File.Move(temp, full, true)
-    finally
-        if File.Exists temp then
-            File.Delete temp
+    Files.writeTextAtomic full (designToTsv design)
 
 /// <summary>Reads a design TSV written by <see cref="writeDesign"/> or by nilearn (header of column names,
 /// numeric cells).</summary>

@@ -18,6 +18,10 @@ let singularValues (a: float[,]) : float[] =
 /// Thin SVD A = U·diag(S)·Vᵀ with k = min(n, p) columns in U: a thin QR first, then the SVD of the small R, so that
 /// a long run never forms MathNet's full n × n U (which made a 1000-scan design take seconds).
 let thinSvd (a: Matrix<float>) : Matrix<float> * Vector<float> * Matrix<float> =
+    // a non-finite or overflowing entry makes the SVD iterate without converging: refused before it starts
+    if not (Double.IsFinite(a.Enumerate() |> Seq.sumBy (fun v -> v * v))) then
+        raise (GlmInputException("design matrix", "has values that are not finite or too large for a regression (their squares overflow)"))
+
     if a.RowCount >= a.ColumnCount then
         let qr = a.QR(Factorization.QRMethod.Thin)
         let svd = qr.R.Svd(true)

@@ -7,6 +7,7 @@ type ContrastExpressionError =
     | UnknownColumn of name: string * closest: string list
     | Malformed of position: int * expected: string
     | NoColumn of expression: string
+    | NotFinite of expression: string * weights: float[]
 
     member e.Message =
         match e with
@@ -16,6 +17,9 @@ type ContrastExpressionError =
             $"'{name}' is not a design column; the closest are {names}"
         | Malformed(position, expected) -> $"malformed contrast expression at position {position}: {expected}"
         | NoColumn expression -> $"'{expression}' names no design column"
+        | NotFinite(expression, weights) ->
+            let shown = weights |> Array.map string |> String.concat ", "
+            $"'{expression}' gives weights that are not finite numbers ([{shown}]): a division by zero or an overflow"
 
 module ContrastExpression =
 
@@ -139,6 +143,7 @@ module ContrastExpression =
                         | _, Result.Error e -> Result.Error e
 
                 match eval ast with
+                | Result.Ok(Vector v) when not (Array.forall Double.IsFinite v) -> Result.Error(NotFinite(text, v))
                 | Result.Ok(Vector v) -> Result.Ok v
                 | Result.Ok(Scalar _) -> Result.Error(NoColumn text)
                 | Result.Error e -> Result.Error e

@@ -8,6 +8,9 @@ type ContrastExpressionError =
     | Malformed of position: int * expected: string
     /// The expression names no column (a bare number), so it is no contrast.
     | NoColumn of expression: string
+    /// The weights are not all finite: a division by zero (<c>faces/0</c>) or an overflow (<c>1e400*faces</c>),
+    /// which would give NaN or infinite maps.
+    | NotFinite of expression: string * weights: float[]
 
     /// <summary>The error in words a user can act on.</summary>
     member Message: string

@@ -29,6 +29,23 @@ module Permutation =
     /// row), the design columns the contrast leaves at 0 are the confounds, then <see cref="permutedOls"/>.</summary>
     /// <exception cref="GlmInputException">The contrast is not one row over the design's columns, or the design's
     /// row count differs from the number of maps.</exception>
+    /// <summary>Refuses, before allocating, a request whose null distributions (one float64 per permutation and
+    /// statistic: max-t, and max size and mass with clusters, max TFCE with TFCE) would not fit in half of the
+    /// memory this process may use.</summary>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">The estimate and the limit, in MiB.</exception>
+    let requireMemory (options: PermutationOptions) : unit =
+        let statistics = 1 + (if options.Threshold.IsSome then 2 else 0) + (if options.Tfce then 1 else 0)
+        let bytes = (float options.NPerm + 1.0) * 8.0 * float statistics
+        let limit = float (System.GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) / 2.0
+
+        if bytes > limit then
+            raise (
+                GlmInputException(
+                    "n_perm",
+                    $"{options.NPerm} permutations need about {bytes / 1048576.0:F0} MiB for the null distributions, more than the limit of {limit / 1048576.0:F0} MiB (half the memory available): use fewer"
+                )
+            )
+
     let nonParametricInference
         (options: PermutationOptions)
         (grid: MaskedGrid option)
@@ -38,6 +55,7 @@ module Permutation =
         : PermutationResult =
         let weights = SecondLevel.contrastWeights design contrast
         let rows, columns = Array2D.length1 design.Values, Array2D.length2 design.Values
+        requireMemory options
 
         if Array2D.length1 weights <> 1 then
             raise (GlmInputException("second_level_contrast", $"non_parametric_inference tests one contrast row, not {Array2D.length1 weights}"))

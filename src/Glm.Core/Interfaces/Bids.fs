@@ -3,6 +3,7 @@ namespace FmriGlm.Core
 open System
 open System.Globalization
 open System.IO
+open System.Text
 open System.Text.Json
 
 /// <summary>One run found in a BIDS dataset, with everything a first-level model needs.</summary>
@@ -88,10 +89,12 @@ module Bids =
     let private readJson (path: string) : JsonElement option =
         if File.Exists path then
             try
-                use doc = JsonDocument.Parse(File.ReadAllText path)
+                use text = Files.openUtf8 path
+                use doc = JsonDocument.Parse(text.ReadToEnd())
                 Some(doc.RootElement.Clone())
-            with :? JsonException as e ->
-                raise (GlmInputException(path, $"is not valid JSON: {e.Message}"))
+            with
+            | :? JsonException as e -> raise (GlmInputException(path, $"is not valid JSON: {e.Message}"))
+            | :? DecoderFallbackException as e -> raise (GlmInputException(path, $"is not UTF-8 text ({e.Message})"))
         else
             None
 
@@ -307,17 +310,7 @@ module Bids =
 
     /// <summary>Writes text atomically: a uniquely named temporary beside the target, renamed over it, so two
     /// processes never see a half-written file.</summary>
-    let writeTextAtomic (path: string) (text: string) =
-        let full = Path.GetFullPath path
-        Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
-        let temp = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
-
-        try
-            File.WriteAllText(temp, text)
-            File.Move(temp, full, true)
-        finally
-            if File.Exists temp then
-                File.Delete temp
+    let writeTextAtomic (path: string) (text: string) = Files.writeTextAtomic path text
 
     /// <summary>A JSON number as invariant text.</summary>
     let json (x: float) = x.ToString("R", CultureInfo.InvariantCulture)

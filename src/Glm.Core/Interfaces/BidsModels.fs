@@ -171,12 +171,12 @@ module BidsModels =
                 "p", Contrast.pValue 0.0 c ]
               |> List.map (fun (stat, values) -> stat, unmask fit.Mask values) ]
 
-    /// <summary>Writes a subject's outputs under OUTPUT_DIR/sub-X/ with nilearn's save_glm_to_bids names:
+    /// <summary>Writes a subject's outputs into <paramref name="folder"/> (OUTPUT_DIR/sub-X/, or the temporary folder
+    /// that becomes it) with nilearn's save_glm_to_bids names:
     /// {prefix}_contrast-{c}_stat-{effect,variance,t,z,p}_statmap.nii.gz, {prefix}_run-N_design.tsv,
     /// {prefix}_mask.nii.gz, {prefix}_statmap.json (model parameters). Every file is written atomically.</summary>
     /// <returns>The paths written.</returns>
-    let writeParticipant (outputDir: string) (task: string) (space: string) (options: BidsModelOptions) (fit: ParticipantFit) : string list =
-        let folder = Path.Combine(outputDir, $"sub-{fit.Subject}")
+    let writeParticipant (folder: string) (task: string) (space: string) (options: BidsModelOptions) (fit: ParticipantFit) : string list =
         Directory.CreateDirectory folder |> ignore
         let prefix = Bids.participantPrefix fit.Subject task space
         let file (name: string) = Path.Combine(folder, name)

@@ -95,6 +95,10 @@ module internal FirstLevelFitting =
                 let _, _, scans, _ = geometries[i]
                 let name = RunReading.describe run.Bold i
 
+                // one volume has no time course: no frame times to sample a design on, no residual to fit
+                if scans < 2 then
+                    raise (GlmInputException(name, $"{scans} volume: a first-level GLM needs a 4D run of at least 2 volumes"))
+
                 let build: unit -> DesignMatrix * string list =
                     match run.DesignMatrix with
                     | Some d ->

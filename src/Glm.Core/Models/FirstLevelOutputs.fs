@@ -222,30 +222,23 @@ module internal FirstLevelOutputs =
         (contrasts: (string * FirstLevelContrast) list)
         (outputs: OutputType list)
         =
-        let target = Path.GetFullPath directory
+        // duplicate names would make two writers race for one file and one silently win
+        let duplicates =
+            contrasts
+            |> List.countBy (fst >> contrastFileName)
+            |> List.filter (fun (_, n) -> n > 1)
 
-        if
-            Directory.Exists target
-            && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target))
-        then
-            raise (GlmInputException(directory, "the output directory exists and is not empty"))
+        match duplicates with
+        | (name, _) :: _ -> raise (GlmInputException("--contrast", $"two contrasts are named '{name}': output names must be unique"))
+        | [] -> ()
 
-        if File.Exists target then
-            raise (GlmInputException(directory, "is a file, not a directory"))
+        for name, _ in contrasts do
+            Files.requireFileName "--contrast" $"contrast-{contrastFileName name}_stat-effect_statmap.nii.gz"
 
-        let parent = Path.GetDirectoryName target
-
-        let temp =
-            Path.Combine(parent, $".{Path.GetFileName target}.tmp-{Guid.NewGuid():N}")
+        use folder = Files.OutputFolder.Create directory
+        let temp = folder.Path
 
         try
-            try
-                Directory.CreateDirectory temp |> ignore
-            with
-            | :? IOException
-            | :? UnauthorizedAccessException as e ->
-                raise (GlmInputException(directory, $"cannot be written: {e.Message}"))
-
             let s = fit.Shape
 
             let options3d =
@@ -335,10 +328,6 @@ module internal FirstLevelOutputs =
                     write $"{runPrefix i}stat-errorts_timeseries.nii.gz" (residuals fit i)
                     write $"{runPrefix i}stat-predicted_timeseries.nii.gz" (predicted fit i)
 
-            if Directory.Exists target then
-                Directory.Delete target
-
-            Directory.Move(temp, target)
-        finally
-            if Directory.Exists temp then
-                Directory.Delete(temp, true)
+            folder.Commit()
+        with e ->
+            raise (Files.writeFailure directory e)

@@ -70,6 +70,8 @@ module SecondLevelImages =
         let voxelSizes =
             Array.init 3 (fun c -> sqrt (affine[0, c] * affine[0, c] + affine[1, c] * affine[1, c] + affine[2, c] * affine[2, c]))
 
+        smoothingFwhm |> Option.iter (fun f -> Masking.checkSmoothing shape voxelSizes [| f; f; f |])
+
         let prepared =
             match smoothingFwhm with
             | Some fwhm when fwhm > 0.0 ->

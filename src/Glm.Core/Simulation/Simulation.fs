@@ -147,17 +147,7 @@ module Simulation =
 
     let private invariant (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
 
-    let private writeText (path: string) (text: string) =
-        let full = Path.GetFullPath path
-        Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
-        let temp = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
-
-        try
-            File.WriteAllText(temp, text, UTF8Encoding(false))
-            File.Move(temp, full, true)
-        finally
-            if File.Exists temp then
-                File.Delete temp
+    let private writeText (path: string) (text: string) = Files.writeTextAtomic path text
 
     /// Gaussian draws by Box-Muller over System.Random(seed), whose sequence is fixed for a given seed.
     type private Gaussian(seed: int) =

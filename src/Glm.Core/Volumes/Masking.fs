@@ -189,6 +189,33 @@ module Masking =
 
                 out[start + t] <- if single then float (float32 acc) else acc
 
+    /// <summary>The widest Gaussian kernel smoothing accepts, as a multiple of the grid's longest axis: a wider one
+    /// flattens the image as much (scipy reflects at the edges) but costs its width in work per voxel.</summary>
+    let maxKernelAxes = 10
+
+    /// <summary>Fails unless every FWHM is a finite non-negative number of mm whose kernel (radius 4σ) is at most
+    /// <c>maxKernelAxes</c> times the longest axis: <c>1e300</c> would otherwise overflow the kernel's length.</summary>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">A negative, NaN, infinite or absurdly wide FWHM.</exception>
+    let checkSmoothing (shape: GridShape) (voxelSizes: float[]) (fwhm: float[]) : unit =
+        let longest = max shape.X (max shape.Y shape.Z)
+
+        for axis in 0 .. fwhm.Length - 1 do
+            let f = fwhm[axis]
+
+            if not (f >= 0.0) || Double.IsInfinity f then
+                raise (GlmInputException("smoothing_fwhm", $"must be a non-negative number of mm, not {f}"))
+
+            if f > 0.0 then
+                let radius = 4.0 * f / (sqrt (8.0 * log 2.0) * voxelSizes[axis])
+
+                if not (radius <= float (maxKernelAxes * longest)) then
+                    raise (
+                        GlmInputException(
+                            "smoothing_fwhm",
+                            $"{f} mm is a kernel of radius {radius:G3} voxels along axis {axis}, more than {maxKernelAxes} times the grid's longest axis ({longest} voxels): the image would be flat; give a smaller FWHM"
+                        )
+                    )
+
     /// <summary>Gaussian smoothing of a volume as nilearn's <c>_smooth_array</c>: non-finite values set to 0 first,
     /// then <c>gaussian_filter1d</c> (truncate 4) along each axis whose FWHM is non-zero, with
     /// σ = FWHM / (√(8 ln 2) · voxel size).</summary>
@@ -216,6 +243,7 @@ module Masking =
             invalidArg (nameof fwhm) "voxel sizes and FWHM need one value per axis (3)"
 
         checkLength shape volume.Length (nameof volume)
+        checkSmoothing shape voxelSizes fwhm
         let r = rounder precision
         let mutable data, spare = work
 

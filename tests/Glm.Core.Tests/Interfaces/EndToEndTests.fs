@@ -67,7 +67,7 @@ let tests =
             let fits =
                 [ "01"; "02" ]
                 |> List.map (fun s -> async { let fit = BidsModels.fitParticipant model s (Bids.findRuns root query s)
-                                              BidsModels.writeParticipant output options.Task Simulation.space model fit |> ignore
+                                              BidsModels.writeParticipant (Path.Combine(output, $"sub-{fit.Subject}")) options.Task Simulation.space model fit |> ignore
                                               return fit })
                 |> Async.Parallel
                 |> Async.RunSynchronously
