@@ -15,8 +15,17 @@
 # An example script passes when it exits 0 and printed at least one line starting `checked: ` (the scripts' `check`
 # helper prints it after a value the script computed was found right, and exits 1 when it is wrong), so a script
 # that asserts nothing fails.
+#
+# `./test.sh --fuzz N [SEED]` runs only the reliability suites (tests/Glm.Core.Tests/Reliability: TSV, contrast,
+# NIfTI geometry and CLI fuzzing, fault injection) with N cases per property (the CLI gets N/16 processes) and the
+# given seed for the CLI mutations: a long campaign, not part of CI.
 set -uo pipefail
 cd "$(dirname "$0")"
+fuzz_cases=""
+if [ "${1:-}" = "--fuzz" ]; then
+  [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "usage: ./test.sh [--fuzz CASES [SEED]]"; exit 2; }
+  fuzz_cases=$2; fuzz_seed=${3:-17}
+fi
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 runner_timeout=${FMRIGLM_TEST_TIMEOUT:-20m}
@@ -71,6 +80,13 @@ judge_skips() {
     fi
   done
 }
+
+if [ -n "$fuzz_cases" ]; then
+  step "reliability campaign: $fuzz_cases cases per property, CLI seed $fuzz_seed"
+  FMRIGLM_FUZZ=$fuzz_cases FMRIGLM_FUZZ_SEED=$fuzz_seed dotnet run --project tests/Glm.Core.Tests -c Release --no-build -- \
+    --colours 0 --filter Reliability --summary 2>&1 | strip_colours
+  exit "${PIPESTATUS[0]}"
+fi
 
 step "Glm.Core.Tests (Expecto, timeout $runner_timeout)"
 # --debug logs `<name> was ignored. <message>` for every ignored test; those lines are kept out of the screen.

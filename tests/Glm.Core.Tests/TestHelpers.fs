@@ -149,3 +149,49 @@ module Textbook =
         let mean = Array.average y
         let ss = y |> Array.sumBy (fun v -> (v - mean) * (v - mean))
         mean / sqrt (ss / (n - 1.0) / n)
+
+/// The built CLI, run as a child process as a user runs it (the end-to-end, fuzz and fault-injection tests).
+module Cli =
+    open System.Diagnostics
+
+    let tempDir (name: string) =
+        let d = Path.Combine(Path.GetTempPath(), $"fmriglm-{name}-{Guid.NewGuid():N}")
+        Directory.CreateDirectory d |> ignore
+        d
+
+    /// The repository root: the first parent folder of the test binary holding FmriGlm.sln.
+    let repoRoot () =
+        let rec up (d: DirectoryInfo) =
+            if isNull d then None
+            elif File.Exists(Path.Combine(d.FullName, "FmriGlm.sln")) then Some d.FullName
+            else up d.Parent
+
+        up (DirectoryInfo AppContext.BaseDirectory)
+
+    /// The built fmriglm CLI (Release), when the solution has been built.
+    let cliDll () =
+        repoRoot ()
+        |> Option.map (fun r -> Path.Combine(r, "src", "Glm.Cli", "bin", "Release", "net10.0", "fmriglm.dll"))
+        |> Option.filter File.Exists
+
+    let start (args: string list) =
+        let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+        psi.ArgumentList.Add(cliDll().Value)
+        args |> List.iter psi.ArgumentList.Add
+        Process.Start psi
+
+    /// Waits for the child and its output; a child still running after the timeout is killed and fails the test.
+    let finishWithin (timeout: TimeSpan) (p: Process) =
+        let out = p.StandardOutput.ReadToEndAsync()
+        let err = p.StandardError.ReadToEndAsync()
+
+        // A child that hangs (a browser waiting on the network, say) must fail the test, never stall the suite.
+        if not (p.WaitForExit timeout) then
+            p.Kill true
+            failtestf "%s %s did not finish within %O and was killed" p.StartInfo.FileName (String.Join(" ", p.StartInfo.ArgumentList)) timeout
+
+        p.WaitForExit()
+        p.ExitCode, out.Result, err.Result
+
+    /// As finishWithin, five minutes.
+    let finish (p: Process) = finishWithin (TimeSpan.FromMinutes 5.0) p

@@ -6,43 +6,7 @@ open System.IO
 open Expecto
 open FmriGlm.Core
 
-let private tempDir (name: string) =
-    let d = Path.Combine(Path.GetTempPath(), $"fmriglm-{name}-{Guid.NewGuid():N}")
-    Directory.CreateDirectory d |> ignore
-    d
-
-/// The repository root: the first parent folder of the test binary holding FmriGlm.sln.
-let private repoRoot () =
-    let rec up (d: DirectoryInfo) =
-        if isNull d then None
-        elif File.Exists(Path.Combine(d.FullName, "FmriGlm.sln")) then Some d.FullName
-        else up d.Parent
-
-    up (DirectoryInfo AppContext.BaseDirectory)
-
-/// The built fmriglm CLI (Release), when the solution has been built.
-let private cliDll () =
-    repoRoot ()
-    |> Option.map (fun r -> Path.Combine(r, "src", "Glm.Cli", "bin", "Release", "net10.0", "fmriglm.dll"))
-    |> Option.filter File.Exists
-
-let private start (args: string list) =
-    let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    psi.ArgumentList.Add(cliDll().Value)
-    args |> List.iter psi.ArgumentList.Add
-    Process.Start psi
-
-let private finish (p: Process) =
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-
-    // A child that hangs (a browser waiting on the network, say) must fail the test, never stall the suite.
-    if not (p.WaitForExit(TimeSpan.FromMinutes 5.0)) then
-        p.Kill true
-        failtestf "%s did not finish within 5 minutes and was killed" p.StartInfo.FileName
-
-    p.WaitForExit()
-    p.ExitCode, out.Result, err.Result
+open FmriGlm.Core.Tests.TestHelpers.Cli
 
 /// The demo's threshold (nilearn threshold_stats_img defaults: fpr, α = 0.001, two-sided).
 let private detected (shape: GridShape) (mask: bool[]) (truth: float[]) (z: float[]) =
