@@ -211,8 +211,8 @@ module BetaSeriesArrays =
         let body (c: int) =
             let first = c * chunk
             let count = min voxels (first + chunk) - first
-            let local = Array.zeroCreate (count * n)
-            ChunkedFit.copyChunk data timeMajor voxels n first count local
+            let series = Array.zeroCreate (count * n)
+            ChunkedFit.copyChunk data timeMajor voxels n first count series
             let y = Array.zeroCreate n
             let yr = Array.zeroCreate n
             let zr = Array.zeroCreate n
@@ -222,6 +222,21 @@ module BetaSeriesArrays =
             let bz = Array.zeroCreate nb
             let beta = Array.zeroCreate nb
             // the right-hand sides Ã'W'W y of the levels this voxel's trials use (few: ρ moves little across trials)
+            // this chunk's view of the shared levels, indexed by key + bins (no dictionary look-up per trial)
+            let span = 2 * options.Bins + 1
+            let local = Array.zeroCreate<Level> span
+
+            let levelAt (key: int) =
+                let i = key + options.Bins
+
+                if i < 0 || i >= span then
+                    levelOf key
+                else
+                    if isNull (box local[i]) then
+                        local[i] <- levelOf key
+
+                    local[i]
+
             let cachedKeys = ResizeArray<int>()
             let cachedQ = ResizeArray<float[]>()
 
@@ -255,7 +270,7 @@ module BetaSeriesArrays =
                     q
 
             for v in 0 .. count - 1 do
-                Array.blit local (v * n) y 0 n
+                Array.blit series (v * n) y 0 n
                 // y_r = M_B y: the nuisance projected out once for every trial
                 Array.blit y 0 yr 0 n
 
@@ -319,7 +334,7 @@ module BetaSeriesArrays =
                         // nilearn's Yule-Walker AR(1): (Σ r_i r_{i−1} / (n−1)) / (Σ r² / n), truncated to the bins
                         let rho = if s0 = 0.0 then 0.0 else 0.5 * lag2 * float n / (float (n - 1) * s0)
                         let key = int (rho * float options.Bins)
-                        let level = levelOf key
+                        let level = levelAt key
                         let q = rhsAt key level ylast
                         let struct (w0, _) = solveTrial single level trial q k
                         betas[voxel * k + trial] <- w0
