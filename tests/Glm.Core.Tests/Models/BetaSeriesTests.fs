@@ -257,6 +257,19 @@ let tests =
                     let runs = together.Trials |> Array.map (fun t -> t.Run) |> Array.distinct |> Array.sort
                     Expect.equal runs [| 0; 1 |] "trials of both runs"
 
+                testPropertyWithConfig config "with a sample mask, each LSS beta equals the separate first-level fit of the kept scans (ar1, 1e-10)" <|
+                    Prop.forAll (Arb.fromGen (Gen.choose (0, 100000))) (fun seed ->
+                        let s = scenario seed (Ar 1)
+                        let scans = match s.Run.Bold with BoldVolumes(_, _, v) -> v.Length | _ -> 0
+                        // scrub every seventh scan
+                        let kept = Array.init scans id |> Array.filter (fun t -> t % 7 <> 3)
+                        let s = { s with Run = { s.Run with SampleMask = Some kept } }
+                        let result = BetaSeries.lss s.Options [ s.Run ]
+
+                        result.Trials
+                        |> Array.forall (fun trial ->
+                            Array.forall2 close (betasOf result trial) (separateFitBeta s (eventOf s trial))))
+
                 testCase "a condition with one trial and impulse (zero-duration) trials are fitted like any other" <| fun () ->
                     let s = scenario 5 Ols
                     let events =
