@@ -47,6 +47,7 @@ type BenchArgs =
     | [<CliPrefix(CliPrefix.None)>] Nifti of ParseResults<BenchNiftiArgs>
     | [<CliPrefix(CliPrefix.None)>] First_Level of ParseResults<BenchFirstLevelArgs>
     | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<BenchSecondLevelArgs>
+    | [<CliPrefix(CliPrefix.None)>] Beta_Series of ParseResults<BenchBetaSeriesCommand.BenchBetaSeriesArgs>
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -56,6 +57,7 @@ type BenchArgs =
                 "FirstLevelModel end to end (read, mask, design, AR(1), 4 contrasts, write) vs reading the input alone."
             | Second_Level _ ->
                 "one-sample group GLM and 10,000 sign flips (max-t and cluster-size FWE) on 40 maps of the 91×109×91 grid."
+            | Beta_Series _ -> "LSS of 100 trials on a simulated 64×64×36×300 run vs separate first-level fits per trial."
 
 let private nx, ny, nz, nt = 64, 64, 36, 300
 let private inv = CultureInfo.InvariantCulture
@@ -451,6 +453,7 @@ let run (args: ParseResults<BenchArgs>) =
     | First_Level fl ->
         benchFirstLevel (fl.GetResult(Bench_Dir, defaultValue = Path.Combine(Path.GetTempPath(), "fmriglm-bench")))
     | Second_Level a -> benchSecondLevel a
+    | Beta_Series a -> BenchBetaSeriesCommand.run a
     | Nifti nifti ->
         let dir =
             nifti.GetResult(Dir, defaultValue = Path.Combine(Path.GetTempPath(), "fmriglm-bench"))
