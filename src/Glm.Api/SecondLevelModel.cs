@@ -3,7 +3,7 @@ using Microsoft.FSharp.Core;
 namespace FmriGlm;
 
 /// <summary>Settings of a <see cref="SecondLevelModel"/>; names and defaults are nilearn's.</summary>
-public sealed record SecondLevelOptions
+public sealed partial record SecondLevelOptions
 {
     /// <summary>Path of the mask image (nilearn <c>mask_img</c>); null computes nilearn's background mask of the
     /// mean map.</summary>
@@ -65,7 +65,7 @@ public sealed class SecondLevelContrastMaps
 
 /// <summary>Group-level GLM after nilearn's <c>SecondLevelModel</c>: one 3D map per subject, a design with one row
 /// per subject, OLS at every voxel. <c>Fit</c> returns this, as nilearn's <c>fit</c> returns self.</summary>
-public sealed class SecondLevelModel
+public sealed partial class SecondLevelModel
 {
     private readonly SecondLevelOptions _options;
     private Core.SecondLevelInput? _input;
@@ -99,12 +99,14 @@ public sealed class SecondLevelModel
     public SecondLevelModel Fit(IReadOnlyList<string> mapPaths, DesignMatrix? design = null)
     {
         ArgumentNullException.ThrowIfNull(mapPaths);
+        RequireNoiseModel("ols", "Fit(mapPaths, varianceMapPaths, design)");
         var input = Core.SecondLevelImages.readMaps(
             mapPaths.ToArray(),
             _options.MaskImg is null ? FSharpOption<string>.None : FSharpOption<string>.Some(_options.MaskImg),
             _options.SmoothingFwhm is double f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None);
         var coreDesign = design is null ? Intercept(input.Subjects) : new Core.DesignMatrix(design.ColumnNames.ToArray(), design.Values);
         _fit = Core.SecondLevel.fit(_options.Threads, coreDesign, Core.VoxelData.NewFloat32(input.Data));
+        _mfx = null;
         _input = input;
         return this;
     }
@@ -140,6 +142,7 @@ public sealed class SecondLevelModel
     private SecondLevelModel FitModels(IReadOnlyList<FirstLevelModel> models, FSharpOption<Core.ContrastDefinition> firstLevelContrast, DesignMatrix? design)
     {
         ArgumentNullException.ThrowIfNull(models);
+        RequireNoiseModel("ols", "Fit(mapPaths, varianceMapPaths, design)");
         var fits = models.Select((m, i) =>
             (m ?? throw new ArgumentNullException(nameof(models), $"model {i} is null")).CoreFit
             ?? throw new Core.GlmInputException($"second_level_input[{i}]", "has not been fit yet")).ToArray();
@@ -150,6 +153,7 @@ public sealed class SecondLevelModel
             _options.SmoothingFwhm is double f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None);
         var coreDesign = design is null ? Intercept(input.Subjects) : new Core.DesignMatrix(design.ColumnNames.ToArray(), design.Values);
         _fit = Core.SecondLevel.fit(_options.Threads, coreDesign, Core.VoxelData.NewFloat32(input.Data));
+        _mfx = null;
         _input = input;
         return this;
     }
@@ -190,6 +194,7 @@ public sealed class SecondLevelModel
 
     private SecondLevelContrastMaps Compute(Core.SecondLevelContrast contrast, string? statType)
     {
+        if (_mfx is not null) return ComputeMixedEffects(contrast, statType);
         var fit = _fit ?? throw new InvalidOperationException("Call Fit before ComputeContrast.");
         var input = Input;
         var stat = statType switch

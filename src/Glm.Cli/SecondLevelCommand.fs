@@ -18,6 +18,9 @@ type SecondLevelArgs =
     | [<Unique>] Stat_Type of kind: string
     | [<Unique>] Output_Type of kind: string
     | [<Unique>] Threads of count: int
+    | [<Unique>] Model of noise_model: string
+    | Variance_Maps of paths: string list
+    | [<Unique>] N_Iter of steps: int
     | [<Mandatory; Unique>] Out of dir: string
     interface IArgParserTemplate with
         member a.Usage =
@@ -32,6 +35,9 @@ type SecondLevelArgs =
             | Stat_Type _ -> "t or F (default t)."
             | Output_Type _ -> "z_score (default), stat, p_value, effect_size, effect_variance or all."
             | Threads _ -> "threads (default: every core)."
+            | Model _ -> "ols (default, nilearn) or mfx: mixed effects with the first-level variances of --variance-maps (nipy's EM)."
+            | Variance_Maps _ -> "with --model mfx: first-level variance maps (3D NIfTI), one per map of --maps, in the same order."
+            | N_Iter _ -> "with --model mfx: EM steps (nipy's n_iter, default 5)."
             | Out _ -> "folder receiving <output>.nii.gz and mask.nii.gz."
 
 let private outputNames = [ "z_score"; "stat"; "p_value"; "effect_size"; "effect_variance" ]
@@ -85,14 +91,31 @@ let run (results: ParseResults<SecondLevelArgs>) : int =
     let threads = results.GetResult(Threads, Environment.ProcessorCount)
     let input = readInput (results.GetResult Maps) (results.TryGetResult Mask) (results.TryGetResult Smoothing_Fwhm)
     let design = readDesign (results.TryGetResult Design) (results.TryGetResult Confounds) (results.TryGetResult Subject_Labels) (results.GetResult Maps)
-    let fit = SecondLevel.fit threads design (Float32 input.Data)
-
     let contrast =
         match results.TryGetResult Contrast with
         | Some c -> SecondLevelContrast.Expression c
         | None -> SecondLevelContrast.Default
 
-    let maps = SecondLevel.computeContrast fit contrast statType |> SecondLevel.maps
+    let maps =
+        match results.TryGetResult Model, results.TryGetResult Variance_Maps with
+        | (None | Some "ols"), None ->
+            let fit = SecondLevel.fit threads design (Float32 input.Data)
+            SecondLevel.computeContrast fit contrast statType |> SecondLevel.maps
+        | (None | Some "ols"), Some _ -> raise (GlmInputException("--variance-maps", "is only used with --model mfx"))
+        | Some "mfx", None -> raise (GlmInputException("--variance-maps", "is required by --model mfx (one first-level variance map per subject)"))
+        | Some "mfx", Some paths ->
+            if statType = Some F then
+                raise (GlmInputException("--stat-type", "F is not available with --model mfx (t contrasts only)"))
+
+            let nIter = results.GetResult(N_Iter, 5)
+
+            if nIter < 0 then
+                raise (GlmInputException("--n-iter", $"{nIter} EM steps: give 0 or more"))
+
+            let variances = SecondLevelImages.readVarianceMaps input (Array.ofList paths)
+            let fit = MixedEffects.fitSecondLevel nIter design (Float32 input.Data) (Float32 variances)
+            MixedEffects.computeContrast fit contrast
+        | Some other, _ -> raise (GlmInputException("--model", $"must be ols or mfx, got {other}"))
     let dir = results.GetResult Out
     // every map is written into a temporary folder that is renamed onto --out at the end: a failure (disk full,
     // read-only) leaves nothing half-written

@@ -133,6 +133,43 @@ module SecondLevelImages =
         let shape, header, volumes = volumesOf path
         ofVolumes path shape header.Affine volumes (maskPath |> Option.map (readMask shape)) smoothingFwhm
 
+    /// <summary>First-level variance maps for a mixed-effects ("mfx") second level: one 3D map per subject, in the
+    /// order of the effect maps of <paramref name="input"/>, masked by its mask into its layout (subjects × voxels
+    /// column-major, float32 as stored). They are not smoothed: smoothing changes a map's variance in a way a
+    /// variance map cannot follow.</summary>
+    /// <exception cref="GlmInputException">The count differs from the subjects', a file is unreadable, not 3D or on
+    /// another grid, or a masked value is negative or not finite (each naming the file).</exception>
+    let readVarianceMaps (input: SecondLevelInput) (paths: string[]) : float32[] =
+        let paths = if isNull paths then [||] else paths
+
+        if paths.Length <> input.Subjects then
+            raise (GlmInputException("variance maps", $"{paths.Length} variance maps for {input.Subjects} effect maps: give one per subject, in the same order"))
+
+        let n = input.Subjects
+        let inside = input.Grid.Voxels
+        let data = Array.zeroCreate<float32> (n * inside.Length)
+
+        paths
+        |> Array.iteri (fun s path ->
+            let shape, _, volumes = volumesOf path
+
+            if shape <> input.Shape then
+                raise (GlmInputException(path, $"grid {shape.X}×{shape.Y}×{shape.Z} differs from the effect maps' {input.Shape.X}×{input.Shape.Y}×{input.Shape.Z}"))
+
+            if volumes.Length <> 1 then
+                raise (GlmInputException(path, $"has {volumes.Length} volumes; each variance map must be 3D"))
+
+            for u in 0 .. inside.Length - 1 do
+                let value = volumes[0][inside[u]]
+
+                if not (Single.IsFinite value) || value < 0.0f then
+                    let i, j, k = inside[u] % shape.X, (inside[u] / shape.X) % shape.Y, inside[u] / (shape.X * shape.Y)
+                    raise (GlmInputException(path, $"variance {value} at voxel ({i}, {j}, {k}) inside the mask: variances must be finite and non-negative"))
+
+                data[u * n + s] <- value)
+
+        data
+
     /// <summary>Puts masked values back on the grid (nilearn <c>masker.inverse_transform</c>): 0 outside the mask.</summary>
     let toVolume (input: SecondLevelInput) (values: float[]) : float[] =
         if values.Length <> input.Grid.Voxels.Length then
