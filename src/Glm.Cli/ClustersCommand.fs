@@ -40,15 +40,14 @@ let run (results: ParseResults<ClustersArgs>) : int =
         else
             8.0
 
+    Files.requireOutputFile "--out" (results.GetResult Out) [ results.GetResult Stat ]
     let map = StatImage.read (results.GetResult Stat)
 
     let table =
         Clusters.getClustersTable map.Shape map.Affine map.Zooms (results.GetResult Stat_Threshold) clusterThreshold (results.Contains Two_Sided) minDistance map.Values
 
     let out = results.GetResult Out
-    let temporary = out + ".tmp"
-    File.WriteAllText(temporary, Clusters.toTsv table.Rows)
-    File.Move(temporary, out, true)
+    Files.writeTextAtomic out (Clusters.toTsv table.Rows)
 
     match results.TryGetResult Label_Maps with
     | Some prefix ->

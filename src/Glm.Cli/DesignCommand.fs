@@ -174,6 +174,7 @@ let run (results: ParseResults<DesignArgs>) : int =
         eprintfn "fmriglm: warning: %s" (DesignMatrix.describe w)
 
     let out = results.GetResult Out
+    Files.requireOutputFile "--out" out (Option.toList (results.TryGetResult Events) @ Option.toList (results.TryGetResult Confounds))
     Tables.writeDesign out design
     printfn "%s: %d scans × %d columns (%s)" out scans design.ColumnNames.Length (String.Join(", ", design.ColumnNames))
 

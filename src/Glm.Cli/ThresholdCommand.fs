@@ -57,6 +57,7 @@ let options (results: ParseResults<ThresholdArgs>) : ThresholdOptions =
 /// Runs the command: exit code 0 when the map is written.
 let run (results: ParseResults<ThresholdArgs>) : int =
     let options = options results
+    Files.requireOutputFile "--out" (results.GetResult Out) (results.GetResult Stat :: Option.toList (results.TryGetResult Mask))
     let map = StatImage.read (results.GetResult Stat)
     let mask = results.TryGetResult Mask |> Option.map (StatImage.readMask map)
     let result = Thresholding.thresholdStatsImg map.Shape options mask map.Values

@@ -82,6 +82,22 @@ let requireFileName (input: string) (fileName: string) : unit =
             )
         )
 
+/// <summary>Fails unless <paramref name="output"/> is a usable output file name that is none of the inputs:
+/// writing a map over the map it was computed from would destroy the input on success and leave nothing on failure.</summary>
+/// <exception cref="T:FmriGlm.Core.GlmInputException">An empty output, a folder, or an input's path.</exception>
+let requireOutputFile (option: string) (output: string) (inputs: string seq) : unit =
+    if String.IsNullOrWhiteSpace output then
+        raise (GlmInputException(option, "the output file name is empty"))
+
+    if Directory.Exists output then
+        raise (GlmInputException(output, "is a directory: give a file name"))
+
+    let full = Path.GetFullPath output
+
+    for input in inputs do
+        if not (String.IsNullOrWhiteSpace input) && Path.GetFullPath input = full then
+            raise (GlmInputException(output, $"is also an input ({input}): writing it would destroy the input; choose another name"))
+
 /// The lock file inside a temporary output folder: held open, exclusively, for as long as its run lives.
 let private lockName = ".fmriglm-lock"
 

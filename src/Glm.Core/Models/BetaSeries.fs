@@ -428,28 +428,16 @@ module BetaSeries =
         File.WriteAllLines(path, lines)
 
     let writeOutputs (directory: string) (result: BetaSeriesResult) : unit =
-        let target = Path.GetFullPath directory
-
-        if File.Exists target then
-            raise (GlmInputException(directory, "is a file, not a directory"))
-
-        if Directory.Exists target && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target)) then
-            raise (GlmInputException(directory, "the output directory exists and is not empty"))
-
         for c in result.Conditions do
             if c.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || c = "." || c = ".." then
                 raise (GlmInputException($"condition '{c}'", "cannot be used as a file name"))
 
-        let temp = Path.Combine(Path.GetDirectoryName target, $".{Path.GetFileName target}.tmp-{Guid.NewGuid():N}")
+            Files.requireFileName $"condition '{c}'" $"{c}_betas.nii.gz"
+
+        // filled under a temporary name, renamed at the end; a killed run's temporary is removed by the next one
+        use folder = Files.OutputFolder.Create directory
 
         try
-            try
-                Directory.CreateDirectory temp |> ignore
-            with
-            | :? IOException
-            | :? UnauthorizedAccessException as e ->
-                raise (GlmInputException(directory, $"cannot be written: {e.Message}"))
-
             let s = result.Shape
 
             for c in result.Conditions do
@@ -460,14 +448,9 @@ module BetaSeries =
                     { Nifti.writeOptions [| int64 s.X; int64 s.Y; int64 s.Z; int64 count |] result.Affine with
                         Datatype = NiftiDatatype.Float64 }
 
-                Nifti.write (Path.Combine(temp, $"{c}_betas.nii.gz")) options values
+                Nifti.write (folder.File $"{c}_betas.nii.gz") options values
 
-            writeTrials (Path.Combine(temp, "trials.tsv")) result.Trials
-
-            if Directory.Exists target then
-                Directory.Delete target
-
-            Directory.Move(temp, target)
-        finally
-            if Directory.Exists temp then
-                Directory.Delete(temp, true)
+            writeTrials (folder.File "trials.tsv") result.Trials
+            folder.Commit()
+        with e ->
+            raise (Files.writeFailure directory e)

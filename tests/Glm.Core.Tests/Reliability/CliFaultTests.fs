@@ -79,7 +79,9 @@ let private writers (f: Fixture) (out: string) =
     [ [ "first-level"; "--bold"; f.Bold; "--events"; f.Events; "--tr"; "2"; "--contrast"; "f=faces"; "--keep-diagnostics"; "--out"; out ]
       [ "second-level"; "--maps" ] @ f.Maps @ [ "--output-type"; "all"; "--out"; out ]
       [ "permute"; "--maps" ] @ f.Maps @ [ "--n-perm"; "20"; "--out"; out ]
-      [ "bids"; Path.Combine(f.Root, "ds"); out; "participant"; "--quiet" ] ]
+      [ "bids"; Path.Combine(f.Root, "ds"); out; "participant"; "--quiet" ]
+      [ "beta-series"; "--method"; "lss"; "--bold"; f.Bold; "--events"; f.Events; "--tr"; "2"; "--out"; out ]
+      [ "second-level"; "--model"; "mfx"; "--maps" ] @ f.Maps @ [ "--variance-maps" ] @ (f.Maps |> List.map (fun m -> m.Replace("stat-effect", "stat-variance"))) @ [ "--out"; out ] ]
 
 let private withCli (f: Fixture -> unit) =
     match cliDll () with
@@ -131,8 +133,26 @@ let tests =
     testSequenced
     <| testList "Reliability.CLI" [
         testCase "mutated command lines exit 0, 1 or 2 with a message, never a crash, a hang or a stray output (skipped when the CLI is not built)" <| fun () ->
-            withCli (fun f ->
+            withCli (fun shared ->
                 let scratch = tempDir "fuzz-cli"
+                // the mutations may name an input as an output: they work on copies, so the shared fixture survives
+                let copy (path: string) =
+                    let target = Path.Combine(scratch, "inputs", Path.GetFileName(Path.GetDirectoryName path) + "-" + Path.GetFileName path)
+                    Directory.CreateDirectory(Path.GetDirectoryName target) |> ignore
+                    File.Copy(path, target)
+                    target
+
+                let f =
+                    { shared with
+                        Bold = copy shared.Bold
+                        Events = copy shared.Events
+                        Confounds = copy shared.Confounds
+                        Maps = List.map copy shared.Maps }
+
+                // the variance maps beside the effect maps (mixed effects)
+                for m in shared.Maps do
+                    copy (m.Replace("stat-effect", "stat-variance")) |> ignore
+
                 let random = Random seed
                 // a process per case: the CI budget is a sixteenth of the in-process suites'
                 let cases = max 12 (FuzzTests.budget / 16)
@@ -169,6 +189,19 @@ let tests =
                 Expect.stringContains err "--contrast" "names the option"
                 Expect.isFalse (err.Contains "AggregateException") "unwrapped"
                 Expect.isEmpty (Directory.GetFileSystemEntries dir) "nothing written")
+
+        testCase "an --out that is the command's own input is refused and the input left intact (skipped when the CLI is not built)" <| fun () ->
+            withCli (fun f ->
+                let dir = tempDir "own-input"
+                let map = Path.Combine(dir, "z.nii.gz")
+                File.Copy(f.Maps.Head, map)
+                let before = File.ReadAllBytes map
+
+                for args in [ [ "clusters"; map; "--out"; map ]; [ "threshold"; map; "--out"; map ] ] do
+                    let code, _, err = runCli args
+                    Expect.equal code 1 $"refused: {joined args}: {err}"
+                    Expect.stringContains err "is also an input" "says why"
+                    Expect.isTrue ((File.ReadAllBytes map) = before) "the input is intact")
 
         testCase "second-level refuses a non-empty --out as first-level does (skipped when the CLI is not built)" <| fun () ->
             withCli (fun f ->
