@@ -21,6 +21,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Bids of ParseResults<BidsCommand.BidsArgs>
     | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<SecondLevelCommand.SecondLevelArgs>
     | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
+    | [<CliPrefix(CliPrefix.None)>] Confounds of ParseResults<ConfoundsCommand.ConfoundsArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -37,6 +38,7 @@ type FmriGlmArgs =
             | Bids _ -> "the BIDS App: BIDS_DIR OUTPUT_DIR participant|group (first level per subject, then the group level)."
             | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
             | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
+            | Confounds _ -> "fMRIPrep confounds of a BOLD file (nilearn load_confounds / load_confounds_strategy) as TSV, with the sample mask."
 
 /// Multi-core JIT (System.Runtime.ProfileOptimization): each subcommand records the methods it compiles in a
 /// profile under the user's cache folder, and later runs compile them on a spare core while the main thread starts
@@ -93,6 +95,7 @@ let main argv =
         | [ Bids args ] -> BidsCommand.run args
         | [ Second_Level args ] -> SecondLevelCommand.run args
         | [ Permute args ] -> PermuteCommand.run args
+        | [ Confounds args ] -> ConfoundsCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0

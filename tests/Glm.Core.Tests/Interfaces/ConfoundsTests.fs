@@ -151,11 +151,84 @@ let private column (loaded: LoadedConfounds) (name: string) =
     let j = Array.IndexOf(loaded.Columns, name)
     Array.init (Array2D.length1 loaded.Values) (fun i -> loaded.Values[i, j])
 
+// ---- the CLI ----------------------------------------------------------------------------------------------------
+
+/// The built fmriglm CLI (Release) beside the repository's tests/data, when the solution has been built.
+let private cliDll () =
+    let root = Path.GetDirectoryName(Path.GetDirectoryName Reference.dataDir)
+    Some(Path.Combine(root, "src", "Glm.Cli", "bin", "Release", "net10.0", "fmriglm.dll")) |> Option.filter File.Exists
+
+let private runCli (args: string list) =
+    match cliDll () with
+    | None -> Tests.skiptest "src/Glm.Cli/bin/Release/net10.0/fmriglm.dll not built: build the solution in Release"
+    | Some dll ->
+        let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+        psi.ArgumentList.Add dll
+        args |> List.iter psi.ArgumentList.Add
+        use p = Diagnostics.Process.Start psi
+        let out, err = p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync()
+
+        if not (p.WaitForExit(TimeSpan.FromMinutes 2.0)) then
+            p.Kill true
+            failtest "fmriglm confounds did not finish within 2 minutes"
+
+        p.WaitForExit()
+        p.ExitCode, out.Result, err.Result
+
+let private cliTests =
+    testList
+        "CLI"
+        [ testCase "fmriglm confounds --denoise-strategy scrubbing writes nilearn's table and sample mask (strategy-scrubbing case, its tolerance)"
+          <| fun () ->
+              let dir = Directory.CreateTempSubdirectory "fmriglm-confounds-cli"
+
+              try
+                  let out, kept = Path.Combine(dir.FullName, "confounds.tsv"), Path.Combine(dir.FullName, "kept.tsv")
+
+                  let code, stdout, err =
+                      runCli
+                          [ "confounds"; fixtureBold; "--denoise-strategy"; "scrubbing"; "--fd-threshold"; "0.15"
+                            "--std-dvars-threshold"; "1.2"; "--out"; out; "--sample-mask-out"; kept ]
+
+                  Expect.equal code 0 $"exit code (stderr: {err})"
+                  Expect.stringContains stdout "volumes kept\t21 of 30" "summary"
+                  let case' = "strategy-scrubbing"
+                  let acc = Tolerance.forColumn "confounds" case' "confounds.tsv" ""
+                  let columns, values = Tsv.columns out
+                  let expectedColumns, expected = Tsv.columns (Reference.path "confounds" case' "confounds.tsv")
+                  Expect.sequenceEqual columns expectedColumns "columns"
+                  Array.iteri2 (fun j a e -> Close.all acc a e columns[j]) values expected
+                  let expectedKept = Tsv.column (Reference.path "confounds" case' "sample_mask.tsv") "index" |> Array.map (int >> string)
+                  Expect.sequenceEqual (File.ReadAllLines kept) expectedKept "one kept index per line"
+              finally
+                  dir.Delete true
+
+          testCase "fmriglm confounds --strategy compcor exits 1 naming the strategy and nilearn's rule, and writes nothing"
+          <| fun () ->
+              let dir = Directory.CreateTempSubdirectory "fmriglm-confounds-cli"
+
+              try
+                  let out = Path.Combine(dir.FullName, "confounds.tsv")
+                  let code, _, err = runCli [ "confounds"; fixtureBold; "--strategy"; "compcor"; "--out"; out ]
+                  Expect.equal code 1 "exit code"
+                  Expect.stringContains err "strategy" "names the option"
+                  Expect.stringContains err "high_pass" "says what is missing"
+                  Expect.isEmpty (Directory.GetFileSystemEntries dir.FullName) "nothing written"
+              finally
+                  dir.Delete true
+
+          testCase "fmriglm confounds --demean maybe exits 1 naming --demean"
+          <| fun () ->
+              let code, _, err = runCli [ "confounds"; fixtureBold; "--demean"; "maybe"; "--out"; Path.Combine(Path.GetTempPath(), "never.tsv") ]
+              Expect.equal code 1 "exit code"
+              Expect.stringContains err "--demean" "names the option" ]
+
 [<Tests>]
 let tests =
     testList
         "Confounds"
-        [ testList "parity" [ for case' in Reference.cases "confounds" |> Array.filter ((<>) "fmriprep") -> parity case' ]
+        [ cliTests
+          testList "parity" [ for case' in Reference.cases "confounds" |> Array.filter ((<>) "fmriprep") -> parity case' ]
 
           testList
               "laws"
