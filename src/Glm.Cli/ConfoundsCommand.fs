@@ -54,25 +54,41 @@ let private parseStrategy (text: string) =
     |> Array.map Confounds.parseComponent
     |> List.ofArray
 
+/// The confound flags as given, shared by `confounds` and `first-level` (whose strategy flag is
+/// --confounds-strategy); the text is parsed only when the confounds are loaded, so errors name the flag.
+type ConfoundFlags =
+    { Strategy: string option
+      DenoiseStrategy: string option
+      Motion: string option
+      WmCsf: string option
+      GlobalSignal: string option
+      Scrub: int option
+      FdThreshold: float option
+      StdDvarsThreshold: float option
+      Compcor: string option
+      NCompcor: string option
+      IcaAroma: string option
+      Demean: string option }
+
 /// The preset's overrides: only the flags given.
-let private overrides (results: ParseResults<ConfoundsArgs>) : DenoiseOverrides =
-    { Motion = results.TryGetResult Motion |> Option.map (Confounds.parseExpansion "motion")
-      WmCsf = results.TryGetResult Wm_Csf |> Option.map (Confounds.parseExpansion "wm_csf")
-      GlobalSignal = results.TryGetResult Global_Signal |> Option.map (Confounds.parseExpansion "global_signal")
-      Scrub = results.TryGetResult Scrub
-      FdThreshold = results.TryGetResult Fd_Threshold
-      StdDvarsThreshold = results.TryGetResult Std_Dvars_Threshold
-      Compcor = results.TryGetResult Compcor |> Option.map Confounds.parseCompCor
-      NCompcor = results.TryGetResult N_Compcor |> Option.map Confounds.parseCompCorCount
-      IcaAroma = results.TryGetResult Ica_Aroma |> Option.map Confounds.parseIcaAroma
-      Demean = results.TryGetResult Demean |> Option.map (parseBool "--demean") }
+let private overrides (flags: ConfoundFlags) : DenoiseOverrides =
+    { Motion = flags.Motion |> Option.map (Confounds.parseExpansion "--motion")
+      WmCsf = flags.WmCsf |> Option.map (Confounds.parseExpansion "--wm-csf")
+      GlobalSignal = flags.GlobalSignal |> Option.map (Confounds.parseExpansion "--global-signal")
+      Scrub = flags.Scrub
+      FdThreshold = flags.FdThreshold
+      StdDvarsThreshold = flags.StdDvarsThreshold
+      Compcor = flags.Compcor |> Option.map Confounds.parseCompCor
+      NCompcor = flags.NCompcor |> Option.map Confounds.parseCompCorCount
+      IcaAroma = flags.IcaAroma |> Option.map Confounds.parseIcaAroma
+      Demean = flags.Demean |> Option.map (parseBool "--demean") }
 
 /// load_confounds' parameters: nilearn's defaults with the flags given.
-let private options (results: ParseResults<ConfoundsArgs>) : ConfoundsOptions =
-    let o = overrides results
+let private options (flags: ConfoundFlags) : ConfoundsOptions =
+    let o = overrides flags
     let d = Confounds.defaults
 
-    { Strategy = results.TryGetResult Strategy |> Option.map parseStrategy |> Option.defaultValue d.Strategy
+    { Strategy = flags.Strategy |> Option.map parseStrategy |> Option.defaultValue d.Strategy
       Motion = defaultArg o.Motion d.Motion
       Scrub = defaultArg o.Scrub d.Scrub
       FdThreshold = defaultArg o.FdThreshold d.FdThreshold
@@ -84,15 +100,27 @@ let private options (results: ParseResults<ConfoundsArgs>) : ConfoundsOptions =
       IcaAroma = defaultArg o.IcaAroma d.IcaAroma
       Demean = defaultArg o.Demean d.Demean }
 
-/// The confounds of one BOLD file as the flags ask: a preset with --denoise-strategy, load_confounds otherwise.
-let load (results: ParseResults<ConfoundsArgs>) : LoadedConfounds =
-    let bold = results.GetResult Bold
+/// The confounds of one BOLD file as the flags ask: a preset with a denoise strategy, load_confounds otherwise.
+let loadWith (flags: ConfoundFlags) (bold: string) : LoadedConfounds =
+    match flags.DenoiseStrategy with
+    | Some _ when flags.Strategy.IsSome ->
+        raise (GlmInputException("--denoise-strategy", "a preset and an explicit strategy exclude each other"))
+    | Some preset -> Confounds.loadStrategy bold (Confounds.parseDenoiseStrategy preset) (overrides flags)
+    | None -> Confounds.load bold (options flags)
 
-    match results.TryGetResult Denoise_Strategy with
-    | Some _ when results.Contains Strategy ->
-        results.Raise("--strategy and --denoise-strategy exclude each other", showUsage = false)
-    | Some preset -> Confounds.loadStrategy bold (Confounds.parseDenoiseStrategy preset) (overrides results)
-    | None -> Confounds.load bold (options results)
+let private flagsOf (results: ParseResults<ConfoundsArgs>) : ConfoundFlags =
+    { Strategy = results.TryGetResult Strategy
+      DenoiseStrategy = results.TryGetResult Denoise_Strategy
+      Motion = results.TryGetResult Motion
+      WmCsf = results.TryGetResult Wm_Csf
+      GlobalSignal = results.TryGetResult Global_Signal
+      Scrub = results.TryGetResult Scrub
+      FdThreshold = results.TryGetResult Fd_Threshold
+      StdDvarsThreshold = results.TryGetResult Std_Dvars_Threshold
+      Compcor = results.TryGetResult Compcor
+      NCompcor = results.TryGetResult N_Compcor
+      IcaAroma = results.TryGetResult Ica_Aroma
+      Demean = results.TryGetResult Demean }
 
 /// Writes text through a temporary file in the target's folder, renamed over the target.
 let private writeAtomically (path: string) (text: string) =
@@ -108,7 +136,7 @@ let private writeAtomically (path: string) (text: string) =
 
 /// Runs the command: exit code 0 when the table (and sample mask) are written.
 let run (results: ParseResults<ConfoundsArgs>) : int =
-    let loaded = load results
+    let loaded = loadWith (flagsOf results) (results.GetResult Bold)
 
     for warning in loaded.Warnings do
         eprintfn "warning: %s" warning

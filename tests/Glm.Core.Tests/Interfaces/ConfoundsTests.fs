@@ -217,6 +217,42 @@ let private cliTests =
               finally
                   dir.Delete true
 
+          testCase "fmriglm first-level --confounds-strategy motion --motion basic builds the run's confounds and drops the non-steady-state scan"
+          <| fun () ->
+              let dir = Directory.CreateTempSubdirectory "fmriglm-confounds-cli"
+
+              try
+                  for f in Array.append (Directory.GetFiles(fixtureDir, "*.tsv")) (Directory.GetFiles(fixtureDir, "*.json")) do
+                      File.Copy(f, Path.Combine(dir.FullName, Path.GetFileName f))
+
+                  let bold = Path.Combine(dir.FullName, preprocBold)
+                  let identity = Array2D.init 4 4 (fun i j -> if i = j then 1.0 else 0.0)
+                  let w = Nifti.createWriter bold (Nifti.writeOptions [| 2L; 2L; 2L; 30L |] identity)
+                  let random = Random 3
+
+                  for _ in 1..30 do
+                      w.WriteVolume(ReadOnlySpan(Array.init 8 (fun _ -> float32 (100.0 + random.NextDouble()))))
+
+                  w.Complete()
+                  let events = Path.Combine(dir.FullName, "events.tsv")
+                  File.WriteAllText(events, "onset\tduration\ttrial_type\n10\t5\ttask\n30\t5\ttask\n")
+                  let out = Path.Combine(dir.FullName, "out")
+
+                  let code, _, err =
+                      runCli
+                          [ "first-level"; "--bold"; bold; "--events"; events; "--tr"; "2"; "--no-mask"; "--noise-model"; "ols"
+                            "--confounds-strategy"; "motion"; "--motion"; "basic"; "--contrast"; "task"; "--out"; out ]
+
+                  Expect.equal code 0 $"exit code (stderr: {err})"
+                  let design = Directory.GetFiles(out, "*design.tsv") |> Array.exactlyOne
+                  let columns, values = Tsv.columns design
+                  Expect.equal values[0].Length 29 "29 of 30 scans: the non-steady-state scan is left out"
+
+                  for name in [ "trans_x"; "rot_z" ] do
+                      Expect.contains columns name "motion column in the design"
+              finally
+                  dir.Delete true
+
           testCase "fmriglm confounds --demean maybe exits 1 naming --demean"
           <| fun () ->
               let code, _, err = runCli [ "confounds"; fixtureBold; "--demean"; "maybe"; "--out"; Path.Combine(Path.GetTempPath(), "never.tsv") ]
