@@ -327,6 +327,19 @@ let tests =
                                let untouched = s |> List.forall (fun i -> not (Array.contains i flagged))
                                if s.Length < scrub then cut else untouched))
 
+                testCase "a table without outlier columns gives no sample mask, and demean centres over every volume (sklearn scale)"
+                <| fun () ->
+                    let dir, bold =
+                        folderWith "sub-01_task-test_desc-confounds_timeseries.tsv" [ "csf"; "white_matter" ] [ [| 1e6 + 1.0; 2.0 |]; [| 1e6 + 4.0; 3.0 |]; [| 1e6 + 7.0; 7.0 |] ] None
+
+                    try
+                        let loaded = Confounds.load bold { Confounds.defaults with Strategy = [ WmCsf ] }
+                        Expect.isNone loaded.SampleMask "no sample mask"
+                        Close.all { absolute = 1e-9; relative = 0.0 } (column loaded "csf") [| -3.0; 0.0; 3.0 |] "csf centred"
+                        Close.all { absolute = 1e-12; relative = 0.0 } (column loaded "white_matter") [| -2.0; -1.0; 3.0 |] "white_matter centred"
+                    finally
+                        Directory.Delete(dir, true)
+
                 testCase "power2 columns are the squares of the basic columns and derivatives sit beside them (fixture, demean false, rtol 1e-12)"
                 <| fun () ->
                     for expansion in [ Power2; Full ] do
