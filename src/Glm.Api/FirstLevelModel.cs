@@ -85,9 +85,21 @@ public sealed record FirstLevelRun
     public DesignMatrix? DesignMatrix { get; init; }
     /// <summary>Indices of the scans kept (nilearn <c>sample_masks</c>); null keeps all.</summary>
     public IReadOnlyList<int>? SampleMask { get; init; }
+    /// <summary>fMRIPrep confounds from <see cref="FmriGlm.Confounds.Load"/>: their table is the run's confounds and
+    /// their sample mask the run's (nilearn's <c>fit(..., confounds, sample_masks)</c> with load_confounds' two
+    /// outputs). Excludes <see cref="ConfoundsPath"/> and <see cref="SampleMask"/>.</summary>
+    public LoadedConfounds? Confounds { get; init; }
 
     internal Core.RunInput ToCore()
     {
+        if (Confounds is not null)
+        {
+            if (ConfoundsPath is not null || SampleMask is not null)
+                throw new Core.GlmInputException("Confounds",
+                    "give loaded confounds or ConfoundsPath/SampleMask, not both: the loaded confounds carry their sample mask");
+            return Core.Confounds.runInput(Core.BoldSource.NewBoldFile(BoldPath),
+                Events is null ? null : FSharpOption<Core.Events>.Some(Events.CoreEvents), Confounds.CoreConfounds);
+        }
         var confounds = ConfoundsPath is null
             ? null
             : FSharpOption<Tuple<string[], double[,]>>.Some(Core.Tables.readConfounds(ConfoundsPath,
@@ -171,6 +183,16 @@ public sealed class FirstLevelModel
         ArgumentNullException.ThrowIfNull(boldPath);
         ArgumentNullException.ThrowIfNull(events);
         return Fit(new[] { new FirstLevelRun { BoldPath = boldPath, Events = events, ConfoundsPath = confoundsPath } });
+    }
+
+    /// <summary>Fits one run from a BOLD image, its events and its fMRIPrep confounds with their sample mask
+    /// (from <see cref="FmriGlm.Confounds.Load"/> or <see cref="FmriGlm.Confounds.LoadStrategy"/>).</summary>
+    public FirstLevelModel Fit(string boldPath, Events events, LoadedConfounds confounds)
+    {
+        ArgumentNullException.ThrowIfNull(boldPath);
+        ArgumentNullException.ThrowIfNull(events);
+        ArgumentNullException.ThrowIfNull(confounds);
+        return Fit(new[] { new FirstLevelRun { BoldPath = boldPath, Events = events, Confounds = confounds } });
     }
 
     /// <summary>The mask used (nilearn <c>masker_.mask_img_</c>), Fortran order.</summary>

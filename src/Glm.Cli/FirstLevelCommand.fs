@@ -16,6 +16,18 @@ type FirstLevelArgs =
     | Events of path: string
     | Confounds of path: string
     | [<Unique>] Confound_Columns of names: string
+    | [<Unique>] Confounds_Strategy of components: string
+    | [<Unique>] Denoise_Strategy of preset: string
+    | [<Unique>] Motion of expansion: string
+    | [<Unique>] Wm_Csf of expansion: string
+    | [<Unique>] Global_Signal of expansion: string
+    | [<Unique>] Scrub of volumes: int
+    | [<Unique>] Fd_Threshold of mm: float
+    | [<Unique>] Std_Dvars_Threshold of threshold: float
+    | [<Unique>] Compcor of method: string
+    | [<Unique>] N_Compcor of count: string
+    | [<Unique>] Ica_Aroma of mode: string
+    | [<Unique>] Demean of bool: string
     | Design_Matrix of path: string
     | [<Unique>] Signals of path: string
     | Sample_Mask of indices: string
@@ -47,6 +59,18 @@ type FirstLevelArgs =
             | Events _ -> "BIDS events.tsv of a run; one per --bold, in the same order."
             | Confounds _ -> "confounds TSV of a run (fMRIPrep desc-confounds_timeseries.tsv); one per --bold."
             | Confound_Columns _ -> "confound columns to use, comma separated (default: all)."
+            | Confounds_Strategy _ -> "build each run's confounds and sample mask from its fMRIPrep files (nilearn load_confounds strategy, comma separated, e.g. motion,high_pass,wm_csf); see `fmriglm confounds`."
+            | Denoise_Strategy _ -> "build each run's confounds with a load_confounds_strategy preset: simple, scrubbing, compcor or ica_aroma."
+            | Motion _ -> "with a confounds strategy: basic, power2, derivatives or full."
+            | Wm_Csf _ -> "with a confounds strategy: basic, power2, derivatives or full."
+            | Global_Signal _ -> "with a confounds strategy: basic, power2, derivatives or full."
+            | Scrub _ -> "with a confounds strategy: minimum kept segment length in volumes."
+            | Fd_Threshold _ -> "with a confounds strategy: framewise displacement threshold in mm."
+            | Std_Dvars_Threshold _ -> "with a confounds strategy: standardized DVARS threshold."
+            | Compcor _ -> "with a confounds strategy: CompCor method (anat_combined, anat_separated, temporal, ...)."
+            | N_Compcor _ -> "with a confounds strategy: CompCor components per mask, a number or all."
+            | Ica_Aroma _ -> "with a confounds strategy: full or basic."
+            | Demean _ -> "with a confounds strategy: true or false."
             | Design_Matrix _ -> "design matrix TSV of a run, given instead of events; one per --bold."
             | Signals _ -> "time-by-region TSV (one column per region) instead of images: the ROI GLM."
             | Sample_Mask _ -> "kept scan indices of a run, comma separated (scrubbing); one per --bold."
@@ -164,7 +188,40 @@ let run (args: ParseResults<FirstLevelArgs>) =
         | Ok o -> o
         | Error accepted -> raise (GlmInputException("--output-type", $"""use one of {String.Join(", ", accepted)}"""))
 
+    let confoundFlags: ConfoundsCommand.ConfoundFlags =
+        { Strategy = args.TryGetResult Confounds_Strategy
+          DenoiseStrategy = args.TryGetResult Denoise_Strategy
+          Motion = args.TryGetResult Motion
+          WmCsf = args.TryGetResult Wm_Csf
+          GlobalSignal = args.TryGetResult Global_Signal
+          Scrub = args.TryGetResult Scrub
+          FdThreshold = args.TryGetResult Fd_Threshold
+          StdDvarsThreshold = args.TryGetResult Std_Dvars_Threshold
+          Compcor = args.TryGetResult Compcor
+          NCompcor = args.TryGetResult N_Compcor
+          IcaAroma = args.TryGetResult Ica_Aroma
+          Demean = args.TryGetResult Demean }
+
+    let fmriprepConfounds = confoundFlags.Strategy.IsSome || confoundFlags.DenoiseStrategy.IsSome
+
+    if fmriprepConfounds && (args.Contains Confounds || args.Contains Sample_Mask || args.Contains Signals || args.Contains Design_Matrix) then
+        raise (
+            GlmInputException(
+                "--confounds-strategy",
+                "builds each run's confounds and sample mask from its fMRIPrep files: give it without --confounds, --sample-mask, --design-matrix and --signals"
+            )
+        )
+
     let runInput i =
+        if fmriprepConfounds then
+            let loaded = ConfoundsCommand.loadWith confoundFlags bolds[i]
+
+            for w in loaded.Warnings do
+                eprintfn "warning: %s: %s" bolds[i] w
+
+            FmriGlm.Core.Confounds.runInput (BoldFile bolds[i]) (events i |> Option.map (Tables.readEvents >> fst)) loaded
+        else
+
         let r =
             { Bold = BoldFile(if bolds.IsEmpty then "" else bolds[i])
               Events = events i |> Option.map (Tables.readEvents >> fst)

@@ -22,6 +22,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<SecondLevelCommand.SecondLevelArgs>
     | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
     | [<CliPrefix(CliPrefix.None)>] Beta_Series of ParseResults<BetaSeriesCommand.BetaSeriesArgs>
+    | [<CliPrefix(CliPrefix.None)>] Confounds of ParseResults<ConfoundsCommand.ConfoundsArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -39,6 +40,7 @@ type FmriGlmArgs =
             | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
             | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
             | Beta_Series _ -> "single-trial betas (LSS or LSA) of BOLD runs: one 4D map per condition and trials.tsv."
+            | Confounds _ -> "fMRIPrep confounds of a BOLD file (nilearn load_confounds / load_confounds_strategy) as TSV, with the sample mask."
 
 /// Multi-core JIT (System.Runtime.ProfileOptimization): each subcommand records the methods it compiles in a
 /// profile under the user's cache folder, and later runs compile them on a spare core while the main thread starts
@@ -138,6 +140,7 @@ let main argv =
         | [ Second_Level args ] -> SecondLevelCommand.run args
         | [ Permute args ] -> PermuteCommand.run args
         | [ Beta_Series args ] -> BetaSeriesCommand.run args
+        | [ Confounds args ] -> ConfoundsCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with e ->
         report e
