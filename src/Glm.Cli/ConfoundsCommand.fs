@@ -123,16 +123,7 @@ let private flagsOf (results: ParseResults<ConfoundsArgs>) : ConfoundFlags =
       Demean = results.TryGetResult Demean }
 
 /// Writes text through a temporary file in the target's folder, renamed over the target.
-let private writeAtomically (path: string) (text: string) =
-    let full = Path.GetFullPath path
-    let temporary = Path.Combine(Path.GetDirectoryName full, $".{Path.GetFileName full}.{Guid.NewGuid():N}.tmp")
-
-    try
-        File.WriteAllText(temporary, text)
-        File.Move(temporary, full, true)
-    finally
-        if File.Exists temporary then
-            File.Delete temporary
+let private writeAtomically (path: string) (text: string) = Files.writeTextAtomic path text
 
 /// Runs the command: exit code 0 when the table (and sample mask) are written.
 let run (results: ParseResults<ConfoundsArgs>) : int =
@@ -140,6 +131,10 @@ let run (results: ParseResults<ConfoundsArgs>) : int =
 
     for warning in loaded.Warnings do
         eprintfn "warning: %s" warning
+
+    let inputs = [ results.GetResult Bold; loaded.File ]
+    Files.requireOutputFile "--out" (results.GetResult Out) inputs
+    results.TryGetResult Sample_Mask_Out |> Option.iter (fun path -> Files.requireOutputFile "--sample-mask-out" path inputs)
 
     writeAtomically (results.GetResult Out) (Confounds.toTsv loaded)
     results.TryGetResult Sample_Mask_Out |> Option.iter (fun path -> writeAtomically path (Confounds.sampleMaskText loaded))
