@@ -148,6 +148,14 @@ let run (results: ParseResults<DesignArgs>) : int =
         |> Option.defaultValue 0.0
 
     let opts = options results
+
+    // the design is sampled on a grid oversampling times finer than the scans, one array per condition and more:
+    // an absurd n_scans is refused with its estimate before anything is allocated
+    let gridBytes = float scans * float opts.Oversampling * 8.0 * 4.0
+    let limit = float (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) / 2.0
+
+    if gridBytes > limit then
+        raise (GlmInputException("--n-scans", $"{scans} scans at oversampling {opts.Oversampling} need about {gridBytes / 1048576.0:F0} MiB for the oversampled regressors, more than the limit of {limit / 1048576.0:F0} MiB (half the memory available)"))
     let addRegs, addNames = confounds results scans
 
     let events, tableWarnings =

@@ -67,7 +67,11 @@ let readDesign (path: string option) (confounds: string option) (labels: string 
             | Some l -> raise (GlmInputException("--subject-labels", $"{l.Length} labels for {maps.Length} maps"))
             | None -> maps |> List.map (fun m -> (Path.GetFileName m).Split('_')[0]) |> Array.ofList
 
-        let design, warnings = DesignMatrix.makeSecondLevel labels (Some(Tables.readSubjectCovariates c))
+        let design, warnings =
+            try
+                DesignMatrix.makeSecondLevel labels (Some(Tables.readSubjectCovariates c))
+            with :? GlmInputException as e when not (e.Input.StartsWith c) ->
+                raise (GlmInputException($"{c} ({e.Input})", e.Problem))
 
         for w in warnings do
             eprintfn "warning: %s" (DesignMatrix.describe w)

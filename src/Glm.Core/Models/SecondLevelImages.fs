@@ -102,6 +102,10 @@ module SecondLevelImages =
         if s.Length < 3 || int s[0] <> shape.X || int s[1] <> shape.Y || int s[2] <> shape.Z then
             raise (GlmInputException(path, $"mask grid {String.Join('×', s)} differs from the maps' {shape.X}×{shape.Y}×{shape.Z}"))
 
+        // a 4D image is no mask: its first volume would be used silently
+        if s |> Array.skip 3 |> Array.exists (fun n -> n > 1L) then
+            raise (GlmInputException(path, $"is {String.Join('×', s)}: a mask must be a 3D image"))
+
         image.Data |> Array.truncate shape.Count |> Array.map (fun x -> x <> 0.0)
 
     /// <summary>Reads a list of 3D maps (one per subject, in design-row order) and masks them; see

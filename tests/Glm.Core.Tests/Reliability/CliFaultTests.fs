@@ -22,11 +22,14 @@ let private joined (args: string list) = String.Join(" ", args)
 
 let private runCli (args: string list) = start args |> finishWithin (TimeSpan.FromSeconds 60.0)
 
+/// A .NET stack frame ("   at Namespace.Type.Method(...)"), not usage text that happens to say "at least".
+let private stackFrame = Text.RegularExpressions.Regex(@"^\s+at \S+\.\S+\(", Text.RegularExpressions.RegexOptions.Multiline)
+
 /// The only acceptable outcomes: success, bad input (1) or bad arguments (2), with no stack trace.
 let private expectClean (args: string list) (code: int, _: string, err: string) =
     let line = joined args
     Expect.isFalse (err.Contains "Unhandled exception") $"no unhandled exception: {line}\n{err}"
-    Expect.isFalse (err.Contains "\n   at ") $"no stack trace: {line}\n{err}"
+    Expect.isFalse (stackFrame.IsMatch err) $"no stack trace: {line}\n{err}"
     Expect.isTrue (code = 0 || code = 1 || code = 2) $"exit 0, 1 or 2, not {code}: {line}\n{err}"
 
     if code <> 0 then
