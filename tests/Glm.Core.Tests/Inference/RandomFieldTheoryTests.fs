@@ -304,10 +304,44 @@ let private calibration =
         let upper = Seq.find (fun h -> binomial.CumulativeDistribution(float h) >= 0.995) (Seq.initInfinite id)
         Expect.isTrue (hits >= lower && hits <= upper) $"{hits} of {fields} maxima above u = {u:F3}; 99%% interval [{lower}, {upper}]"
 
+let private integration =
+    let shape = { X = 12; Y = 12; Z = 10 }
+    let mask = Array.init shape.Count (fun v -> let i, j = v % 12, (v / 12) % 12 in i > 0 && i < 11 && j > 0 && j < 11)
+    let statMap =
+        Array.init shape.Count (fun v ->
+            let i, j, k = v % 12, (v / 12) % 12, v / 144
+            6.0 * exp (-0.2 * float ((i - 5) * (i - 5) + (j - 5) * (j - 5) + (k - 5) * (k - 5))) - 0.5)
+    let options = { Thresholding.defaultThresholdOptions with Alpha = 0.05; HeightControl = Fwe(FwhmVoxels [| 3.0; 3.0; 3.0 |]) }
+    testList
+        "threshold_stats_img fwe"
+        [ testCase "height_control fwe with a FWHM thresholds at the RFT threshold of the mask's LKCs, α halved when two-sided"
+          <| fun () ->
+              let result = Thresholding.thresholdStatsImg shape options (Some mask) statMap
+              let lkcs = Rft.maskLkcs shape [| 1.0; 1.0; 1.0 |] [| 3.0; 3.0; 3.0 |] mask
+              Close.all { absolute = 0.0; relative = 1e-12 } [| result.Threshold |] [| Rft.fweThreshold Gaussian lkcs 0.025 |] "threshold"
+              let viaLkcs = Thresholding.thresholdStatsImg shape { options with HeightControl = Fwe(SearchLkcs lkcs) } (Some mask) statMap
+              Expect.equal viaLkcs.Threshold result.Threshold "FwhmVoxels and the same LKCs agree"
+
+          testCase "the FWE clusters table keeps the plain table's columns byte for byte and adds the peak and cluster p"
+          <| fun () ->
+              let lkcs = (Thresholding.fweLkcs shape options (Some mask) statMap).Value
+              let table = Clusters.getClustersTable shape (Array2D.init 4 4 (fun a b -> if a = b then 1.0 else 0.0)) [| 1.0; 1.0; 1.0 |] 3.0 0.0 true 8.0 statMap
+              let rows = Thresholding.fweClustersTable lkcs (mask |> Array.filter id |> Array.length) 3.0 table
+              let plain = (Clusters.toTsv table.Rows).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+              let extended = (Thresholding.fweClustersToTsv rows).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+              Expect.equal extended.Length plain.Length "rows"
+              for a, b in Array.zip plain extended do
+                  Expect.isTrue (b.StartsWith(a + "\t")) $"'{b}' extends '{a}'"
+              let first = List.head rows
+              Expect.equal first.PeakPFwe (Rft.fwePValue Gaussian lkcs (abs first.Row.PeakStat)) "peak p"
+              Expect.isSome first.ClusterPFwe "cluster p on the peak row"
+              Expect.isTrue (first.ClusterPFwe.Value >= 0.0 && first.ClusterPFwe.Value <= 1.0) "cluster p in [0, 1]" ]
+
 [<Tests>]
 let tests =
     testList
         "random field theory"
         [ testList "parity" (densityParity @ [ qParity; fweParity; searchParity; residualParity ] @ intvolParity)
           laws
+          integration
           calibration ]
