@@ -21,6 +21,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Bids of ParseResults<BidsCommand.BidsArgs>
     | [<CliPrefix(CliPrefix.None)>] Second_Level of ParseResults<SecondLevelCommand.SecondLevelArgs>
     | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
+    | [<CliPrefix(CliPrefix.None)>] Smoothness of ParseResults<SmoothnessCommand.SmoothnessArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -29,7 +30,7 @@ type FmriGlmArgs =
             | Demo _ -> "simulate a small BIDS dataset, run the participant and group levels, write reports, score the recovery."
             | Bench _ -> "benchmarks: nifti (read speed, peak memory), first-level (end to end vs. reading), second-level (GLM and 10,000 sign flips)."
             | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
-            | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
+            | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni, fwe (random field theory) or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
             | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
             | First_Level _ -> "nilearn FirstLevelModel: fit BOLD runs with events/confounds, write contrast maps (BIDS names)."
@@ -37,6 +38,7 @@ type FmriGlmArgs =
             | Bids _ -> "the BIDS App: BIDS_DIR OUTPUT_DIR participant|group (first level per subject, then the group level)."
             | Second_Level _ -> "group GLM on subject maps (nilearn SecondLevelModel): contrast maps as NIfTI."
             | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
+            | Smoothness _ -> "smoothness of model residuals in a mask: FWHM (voxels, mm), resels and LKCs (random field theory)."
 
 /// Multi-core JIT (System.Runtime.ProfileOptimization): each subcommand records the methods it compiles in a
 /// profile under the user's cache folder, and later runs compile them on a spare core while the main thread starts
@@ -93,6 +95,7 @@ let main argv =
         | [ Bids args ] -> BidsCommand.run args
         | [ Second_Level args ] -> SecondLevelCommand.run args
         | [ Permute args ] -> PermuteCommand.run args
+        | [ Smoothness args ] -> SmoothnessCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> printfn "%s" e.Message; 0
