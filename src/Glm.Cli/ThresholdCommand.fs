@@ -95,15 +95,11 @@ let run (results: ParseResults<ThresholdArgs>) : int =
     printfn "threshold\t%s" (result.Threshold.ToString("R", System.Globalization.CultureInfo.InvariantCulture))
     printfn "voxels kept\t%d" kept
     match Thresholding.fweLkcs map.Shape options mask map.Values with
-    | Some lkcs ->
+    | Some(lkcs, searchVoxels) ->
         printfn "lkcs\t%s" (System.String.Join('\t', lkcs |> Array.map (fun v -> v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))))
         match results.TryGetResult Clusters_Table with
         | Some path ->
             let table = Clusters.getClustersTable map.Shape map.Affine map.Zooms result.Threshold options.ClusterThreshold options.TwoSided 8.0 map.Values
-            let searchVoxels =
-                match mask with
-                | Some m -> m |> Array.filter id |> Array.length
-                | None -> map.Values |> Array.filter (fun v -> v <> 0.0 && not (System.Double.IsNaN v)) |> Array.length
             let rows = Thresholding.fweClustersTable lkcs searchVoxels result.Threshold table
             let temporary = path + ".tmp"
             System.IO.File.WriteAllText(temporary, Thresholding.fweClustersToTsv rows)

@@ -106,9 +106,10 @@ module Thresholding =
         | Fwe(FwhmVoxels fwhm) -> Fwe(SearchLkcs(RandomFieldTheory.maskLkcs shape [| 1.0; 1.0; 1.0 |] fwhm voxels))
         | other -> other
 
-    let fweLkcs (shape: GridShape) (options: ThresholdOptions) (mask: bool[] option) (statMap: float[]) : float[] option =
-        match resolveFwe shape (maskOrBackground shape mask statMap) options.HeightControl with
-        | Fwe(SearchLkcs lkcs) -> Some lkcs
+    let fweLkcs (shape: GridShape) (options: ThresholdOptions) (mask: bool[] option) (statMap: float[]) : (float[] * int) option =
+        let voxels = maskOrBackground shape mask statMap
+        match resolveFwe shape voxels options.HeightControl with
+        | Fwe(SearchLkcs lkcs) -> Some(lkcs, voxels |> Array.filter id |> Array.length)
         | _ -> None
 
     let thresholdStatsImg (shape: GridShape) (options: ThresholdOptions) (mask: bool[] option) (statMap: float[]) : ThresholdResult =

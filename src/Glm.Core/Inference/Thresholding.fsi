@@ -88,8 +88,8 @@ module Thresholding =
     val statsThreshold: options: ThresholdOptions -> maskedStats: float[] -> float
 
     /// <summary>The LKCs of the search region an FWE threshold uses (the mask, or the background mask, at the given
-    /// FWHM; or the given LKCs), or None when the height control is not FWE.</summary>
-    val fweLkcs: shape: GridShape -> options: ThresholdOptions -> mask: bool[] option -> statMap: float[] -> float[] option
+    /// FWHM; or the given LKCs) and the number of voxels in that mask, or None when the height control is not FWE.</summary>
+    val fweLkcs: shape: GridShape -> options: ThresholdOptions -> mask: bool[] option -> statMap: float[] -> (float[] * int) option
 
     /// <summary>nilearn 0.13.1's <c>threshold_stats_img</c> on a 3D statistic map.</summary>
     /// <remarks>α is halved when two-sided. 'fpr': Φ⁻¹(1 − α′); 'fdr': <c>fdrThreshold</c> α′ of the (absolute,

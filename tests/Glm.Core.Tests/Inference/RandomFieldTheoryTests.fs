@@ -324,7 +324,8 @@ let private integration =
 
           testCase "the FWE clusters table keeps the plain table's columns byte for byte and adds the peak and cluster p"
           <| fun () ->
-              let lkcs = (Thresholding.fweLkcs shape options (Some mask) statMap).Value
+              let lkcs, searchVoxels = (Thresholding.fweLkcs shape options (Some mask) statMap).Value
+              Expect.equal searchVoxels (mask |> Array.filter id |> Array.length) "search voxels are the mask's"
               let table = Clusters.getClustersTable shape (Array2D.init 4 4 (fun a b -> if a = b then 1.0 else 0.0)) [| 1.0; 1.0; 1.0 |] 3.0 0.0 true 8.0 statMap
               let rows = Thresholding.fweClustersTable lkcs (mask |> Array.filter id |> Array.length) 3.0 table
               let plain = (Clusters.toTsv table.Rows).Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -335,7 +336,10 @@ let private integration =
               let first = List.head rows
               Expect.equal first.PeakPFwe (Rft.fwePValue Gaussian lkcs (abs first.Row.PeakStat)) "peak p"
               Expect.isSome first.ClusterPFwe "cluster p on the peak row"
-              Expect.isTrue (first.ClusterPFwe.Value >= 0.0 && first.ClusterPFwe.Value <= 1.0) "cluster p in [0, 1]" ]
+              let size = table.LabelMaps.Head |> Array.filter ((=) 1) |> Array.length
+              let expected = (Rft.clusterProbability Gaussian lkcs 1 (float size * lkcs[3] / float searchVoxels) 3.0).P
+              Expect.equal first.ClusterPFwe (Some expected) "cluster p is spm_P_RF of the cluster's voxel count in μ3 units"
+              Expect.isTrue (expected > 0.0 && expected < 1.0) $"cluster p {expected} in (0, 1)" ]
 
 [<Tests>]
 let tests =
