@@ -294,6 +294,14 @@ let fweRate (fields: int) (n: int) (fwhmVox: float) (alpha: float) =
     let hits = Seq.init fields (fun _ -> Array.max (nullField rng n fwhmVox) > u) |> Seq.filter id |> Seq.length
     hits, u
 
+/// `count` null fields (n³, FWHM in voxels, fixed seed) with their mean over fields removed: residuals of an
+/// intercept-only model with count − 1 degrees of freedom.
+let nullFields (count: int) (n: int) (fwhmVox: float) =
+    let rng = Random 7
+    let fields = Array.init count (fun _ -> nullField rng n fwhmVox)
+    let mean = Array.init (n * n * n) (fun v -> (fields |> Array.sumBy (fun f -> f[v])) / float count)
+    fields |> Array.map (fun f -> Array.mapi (fun v x -> x - mean[v]) f)
+
 let private calibration =
     testCase "FWE rate at α = 0.05 on 200 smooth Gaussian null fields (24³, FWHM 5 voxels) is inside the binomial 99% interval"
     <| fun () ->
@@ -341,6 +349,29 @@ let private integration =
               Expect.equal first.ClusterPFwe (Some expected) "cluster p is spm_P_RF of the cluster's voxel count in μ3 units"
               Expect.isTrue (expected > 0.0 && expected < 1.0) $"cluster p {expected} in (0, 1)" ]
 
+let private smoothness =
+    testList
+        "smoothness"
+        [ testCase "SPM's smoothness estimate recovers the FWHM of 30 smoothed white-noise fields (16³, FWHM 4 voxels) within 5% per axis (measured 2%)"
+          <| fun () ->
+              let shape = { X = 16; Y = 16; Z = 16 }
+              let mask = Array.create shape.Count true
+              let s = Rft.estimateSmoothness shape [| 2.0; 2.0; 2.0 |] mask (nullFields 30 16 4.0)
+              for a in 0..2 do
+                  Expect.isLessThan (abs (s.FwhmVoxels[a] / 4.0 - 1.0)) 0.05 $"axis {a}: {s.FwhmVoxels[a]} voxels"
+                  Expect.floatClose Accuracy.veryHigh s.FwhmMm[a] (2.0 * s.FwhmVoxels[a]) "mm = voxels · voxel size"
+              Close.all { absolute = 0.0; relative = 1e-12 } s.Resels (Rft.lkcsToResels s.Lkcs) "resels"
+
+          testCase "LKCs from unit-norm residuals (nipy Lips3d route) are within 10% of the box's LKCs at the known FWHM (16³, FWHM 4, measured ≤ 5.3%)"
+          <| fun () ->
+              let shape = { X = 16; Y = 16; Z = 16 }
+              let mask = Array.create shape.Count true
+              let estimated = Rft.residualLkcs shape mask (nullFields 30 16 4.0)
+              let known = Rft.maskLkcs shape [| 1.0; 1.0; 1.0 |] [| 4.0; 4.0; 4.0 |] mask
+              Expect.equal estimated[0] 1.0 "μ0 is the box's EC"
+              for d in 1..3 do
+                  Expect.isLessThan (abs (estimated[d] / known[d] - 1.0)) 0.10 $"μ{d}: {estimated[d]} vs {known[d]}" ]
+
 [<Tests>]
 let tests =
     testList
@@ -348,4 +379,5 @@ let tests =
         [ testList "parity" (densityParity @ [ qParity; fweParity; searchParity; residualParity ] @ intvolParity)
           laws
           integration
+          smoothness
           calibration ]
