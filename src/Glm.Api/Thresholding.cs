@@ -13,8 +13,15 @@ public sealed record ThresholdStatsOptions
     /// <summary>z threshold used when <see cref="HeightControl"/> is null (nilearn <c>threshold</c>, default 3.0).</summary>
     public double Threshold { get; init; } = 3.0;
 
-    /// <summary>"fpr" (default), "fdr", "bonferroni", or null for none, as nilearn spells <c>height_control</c>.</summary>
+    /// <summary>"fpr" (default), "fdr", "bonferroni", "fwe" (random field theory; needs <see cref="FwhmVoxels"/> or
+    /// <see cref="SearchLkcs"/>), or null for none, as nilearn spells <c>height_control</c>.</summary>
     public string? HeightControl { get; init; } = "fpr";
+
+    /// <summary>With "fwe": the map's FWHM along i, j, k in voxels; the search region is the mask at that FWHM.</summary>
+    public double[]? FwhmVoxels { get; init; }
+
+    /// <summary>With "fwe": the LKCs μ0..μ3 of the search region (e.g. <see cref="RandomFieldTheory.ResidualLkcs"/>).</summary>
+    public double[]? SearchLkcs { get; init; }
 
     /// <summary>Clusters smaller than this many voxels are removed (nilearn <c>cluster_threshold</c>, default 0).</summary>
     public double ClusterThreshold { get; init; }
@@ -58,11 +65,24 @@ public static class Thresholding
         var core = new Core.ThresholdOptions(
             options.Alpha,
             options.Threshold,
-            Core.Thresholding.parseHeightControl(options.HeightControl!),
+            HeightControlOf(options),
             options.ClusterThreshold,
             options.TwoSided);
         var result = Core.Thresholding.thresholdStatsImg(grid, core, Grid.Mask(mask), statMap);
         return new ThresholdedMap(result.Thresholded, result.Threshold);
+    }
+
+    private static Core.HeightControl HeightControlOf(ThresholdStatsOptions options)
+    {
+        if (!string.Equals(options.HeightControl?.Trim(), "fwe", StringComparison.OrdinalIgnoreCase))
+            return Core.Thresholding.parseHeightControl(options.HeightControl!);
+        if (options.FwhmVoxels is not null && options.SearchLkcs is not null)
+            throw new Core.GlmInputException("height_control", "'fwe' takes FwhmVoxels or SearchLkcs, not both");
+        if (options.FwhmVoxels is not null)
+            return Core.HeightControl.NewFwe(Core.FweSmoothness.NewFwhmVoxels(options.FwhmVoxels));
+        if (options.SearchLkcs is not null)
+            return Core.HeightControl.NewFwe(Core.FweSmoothness.NewSearchLkcs(options.SearchLkcs));
+        throw new Core.GlmInputException("height_control", "'fwe' needs FwhmVoxels or SearchLkcs");
     }
 
     /// <summary>nilearn's <c>cluster_level_inference</c> (All-Resolutions Inference, Rosenblatt et al. 2018): the

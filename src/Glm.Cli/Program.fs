@@ -23,6 +23,7 @@ type FmriGlmArgs =
     | [<CliPrefix(CliPrefix.None)>] Permute of ParseResults<PermuteCommand.PermuteArgs>
     | [<CliPrefix(CliPrefix.None)>] Beta_Series of ParseResults<BetaSeriesCommand.BetaSeriesArgs>
     | [<CliPrefix(CliPrefix.None)>] Confounds of ParseResults<ConfoundsCommand.ConfoundsArgs>
+    | [<CliPrefix(CliPrefix.None)>] Smoothness of ParseResults<SmoothnessCommand.SmoothnessArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -31,7 +32,7 @@ type FmriGlmArgs =
             | Demo _ -> "simulate a small BIDS dataset, run the participant and group levels, write reports, score the recovery."
             | Bench _ -> "benchmarks: nifti (read speed, peak memory), first-level (end to end vs. reading), second-level (GLM and 10,000 sign flips), beta-series (LSS vs. refitting)."
             | Design _ -> "make a first-level design matrix (nilearn make_first_level_design_matrix) as TSV, optionally a PNG."
-            | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni or a given z; cluster-size filter."
+            | Threshold _ -> "threshold a z map (nilearn threshold_stats_img): fpr, fdr, bonferroni, fwe (random field theory) or a given z; cluster-size filter."
             | Clusters _ -> "clusters table of a statistic map (nilearn get_clusters_table) as TSV."
             | Bench_Glm _ -> "time an AR(1) fit and 4 contrasts on synthetic data; print time and peak memory."
             | First_Level _ -> "nilearn FirstLevelModel: fit BOLD runs with events/confounds, write contrast maps (BIDS names)."
@@ -41,6 +42,7 @@ type FmriGlmArgs =
             | Permute _ -> "permutation inference on subject maps (nilearn non_parametric_inference): max-t, cluster and TFCE FWE maps."
             | Beta_Series _ -> "single-trial betas (LSS or LSA) of BOLD runs: one 4D map per condition and trials.tsv."
             | Confounds _ -> "fMRIPrep confounds of a BOLD file (nilearn load_confounds / load_confounds_strategy) as TSV, with the sample mask."
+            | Smoothness _ -> "smoothness of model residuals in a mask: FWHM (voxels, mm), resels and LKCs (random field theory)."
 
 /// Multi-core JIT (System.Runtime.ProfileOptimization): each subcommand records the methods it compiles in a
 /// profile under the user's cache folder, and later runs compile them on a spare core while the main thread starts
@@ -141,6 +143,7 @@ let main argv =
         | [ Permute args ] -> PermuteCommand.run args
         | [ Beta_Series args ] -> BetaSeriesCommand.run args
         | [ Confounds args ] -> ConfoundsCommand.run args
+        | [ Smoothness args ] -> SmoothnessCommand.run args
         | _ -> printfn "%s" (parser.PrintUsage()); 0
     with e ->
         report e

@@ -202,7 +202,7 @@ let html (input: ReportInput) : string =
 
     add "<h2 id=\"statistical-maps\">Statistical maps</h2>"
     let t = input.Threshold
-    let control = match t.HeightControl with Fpr -> "fpr" | Fdr -> "fdr" | Bonferroni -> "bonferroni" | NoControl -> "none"
+    let control = match t.HeightControl with Fpr -> "fpr" | Fdr -> "fdr" | Bonferroni -> "bonferroni" | NoControl -> "none" | Fwe _ -> "fwe"
     let sides = if t.TwoSided then "two" else "one"
     add $"<p>Thresholded z maps: height control {control}, α = {t.Alpha}, cluster threshold {t.ClusterThreshold} voxels, {sides}-sided.</p>"
 

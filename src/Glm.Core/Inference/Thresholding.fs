@@ -3,11 +3,16 @@ namespace FmriGlm.Core
 open System
 open MathNet.Numerics
 
+type FweSmoothness =
+    | FwhmVoxels of float[]
+    | SearchLkcs of float[]
+
 type HeightControl =
     | Fpr
     | Fdr
     | Bonferroni
     | NoControl
+    | Fwe of FweSmoothness
 
 type ThresholdOptions =
     { Alpha: float
@@ -17,6 +22,11 @@ type ThresholdOptions =
       TwoSided: bool }
 
 type ThresholdResult = { Thresholded: float[]; Threshold: float }
+
+type FweClusterRow =
+    { Row: ClusterRow
+      PeakPFwe: float
+      ClusterPFwe: float option }
 
 module Thresholding =
 
@@ -33,7 +43,8 @@ module Thresholding =
         | "fdr" -> Fdr
         | "bonferroni" -> Bonferroni
         | "none" | "" -> NoControl
-        | other -> raise (GlmInputException("height_control", $"'{other}' is not one of 'fpr', 'fdr', 'bonferroni' or None"))
+        | "fwe" -> raise (GlmInputException("height_control", "'fwe' needs the smoothness: use Fwe (FwhmVoxels ... | SearchLkcs ...)"))
+        | other -> raise (GlmInputException("height_control", $"'{other}' is not one of 'fpr', 'fdr', 'bonferroni', 'fwe' or None"))
 
     // Standard normal tails through erfc, accurate far into the tail (scipy's norm.sf / norm.isf).
     let private normSf = Numerics.normalSf
@@ -85,6 +96,21 @@ module Thresholding =
         | NoControl -> options.Threshold
         | Fdr -> fdrThreshold alpha' (if options.TwoSided then Array.map abs maskedStats else maskedStats)
         | Bonferroni -> normIsf (alpha' / float maskedStats.Length)
+        | Fwe(SearchLkcs lkcs) -> RandomFieldTheory.fweThreshold Gaussian lkcs alpha'
+        | Fwe(FwhmVoxels _) ->
+            raise (GlmInputException("height_control", "Fwe (FwhmVoxels ...) needs the mask's geometry: use thresholdStatsImg"))
+
+    /// FWHM in voxels becomes the LKCs of the voxels counted (mask or background), with unit voxels.
+    let private resolveFwe (shape: GridShape) (voxels: bool[]) (control: HeightControl) =
+        match control with
+        | Fwe(FwhmVoxels fwhm) -> Fwe(SearchLkcs(RandomFieldTheory.maskLkcs shape [| 1.0; 1.0; 1.0 |] fwhm voxels))
+        | other -> other
+
+    let fweLkcs (shape: GridShape) (options: ThresholdOptions) (mask: bool[] option) (statMap: float[]) : (float[] * int) option =
+        let voxels = maskOrBackground shape mask statMap
+        match resolveFwe shape voxels options.HeightControl with
+        | Fwe(SearchLkcs lkcs) -> Some(lkcs, voxels |> Array.filter id |> Array.length)
+        | _ -> None
 
     let thresholdStatsImg (shape: GridShape) (options: ThresholdOptions) (mask: bool[] option) (statMap: float[]) : ThresholdResult =
         checkLength shape statMap.Length (nameof statMap)
@@ -97,6 +123,7 @@ module Thresholding =
 
         let voxels = maskOrBackground shape mask statMap
         let masked = Array.zip voxels statMap |> Array.choose (fun (inside, z) -> if inside then Some z else None)
+        let options = { options with HeightControl = resolveFwe shape voxels options.HeightControl }
         let threshold = statsThreshold options masked
         let thresholded = Clusters.thresholdImg shape threshold options.ClusterThreshold options.TwoSided mask statMap
         { Thresholded = thresholded; Threshold = threshold }
@@ -168,3 +195,43 @@ module Thresholding =
                         proportion[v] <- tdp
 
         proportion
+
+    let fweClustersTable
+        (lkcs: float[])
+        (searchVoxels: int)
+        (statThreshold: float)
+        (table: ClustersTable)
+        : FweClusterRow list =
+        if searchVoxels <= 0 then raise (GlmInputException("searchVoxels", $"must be positive, got {searchVoxels}"))
+        let positive, negative =
+            match table.LabelMaps with
+            | [ p; n ] -> Some p, Some n
+            | [ m ] ->
+                // one map: the tail that has clusters
+                if table.Rows |> List.exists (fun r -> r.PeakStat > 0.0) then Some m, None else None, Some m
+            | _ -> None, None
+        let sizeOf (row: ClusterRow) =
+            let map = if row.PeakStat >= 0.0 then positive else negative
+            match map, Int32.TryParse row.ClusterId with
+            | Some labels, (true, id) -> labels |> Array.sumBy (fun l -> if l = id then 1 else 0)
+            | _ -> 0
+        let perVoxel = lkcs[lkcs.Length - 1] / float searchVoxels
+        table.Rows
+        |> List.map (fun row ->
+            { Row = row
+              PeakPFwe = RandomFieldTheory.fwePValue Gaussian lkcs (abs row.PeakStat)
+              ClusterPFwe =
+                row.ClusterSizeMm3
+                |> Option.map (fun _ ->
+                    (RandomFieldTheory.clusterProbability Gaussian lkcs 1 (float (sizeOf row) * perVoxel) (abs statThreshold)).P) })
+
+    let fweClustersToTsv (rows: FweClusterRow list) : string =
+        let g (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+        let plain = Clusters.toTsv (rows |> List.map (fun r -> r.Row))
+        let lines = plain.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        let sb = Text.StringBuilder()
+        sb.Append(lines[0]).Append("\tPeak p FWE\tCluster p FWE\n") |> ignore
+        List.iteri (fun i (r: FweClusterRow) ->
+            let cluster = match r.ClusterPFwe with Some p -> g p | None -> ""
+            sb.Append(lines[i + 1]).Append('\t').Append(g r.PeakPFwe).Append('\t').Append(cluster).Append('\n') |> ignore) rows
+        sb.ToString()

@@ -1,5 +1,12 @@
 namespace FmriGlm.Core
 
+/// <summary>The smoothness behind an FWE (random field theory) threshold.</summary>
+type FweSmoothness =
+    /// A given FWHM along i, j, k, in voxels: the search region is the mask (or background mask) at that FWHM.
+    | FwhmVoxels of float[]
+    /// The LKCs μ0..μ3 of the search region, e.g. <c>RandomFieldTheory.residualLkcs</c> of a model's residuals.
+    | SearchLkcs of float[]
+
 /// <summary>How the voxel-level threshold of <c>threshold_stats_img</c> is chosen (nilearn's
 /// <c>height_control</c>).</summary>
 type HeightControl =
@@ -11,6 +18,9 @@ type HeightControl =
     | Bonferroni
     /// None in nilearn: the given <c>Threshold</c> is used as is.
     | NoControl
+    /// 'fwe' (nilearn rejects it; SPM's default): the Gaussian random-field threshold with FWE p-value α′
+    /// (<c>RandomFieldTheory.fweThreshold</c>).
+    | Fwe of FweSmoothness
 
 /// <summary>Options of <c>thresholdStatsImg</c>, with nilearn's names and defaults.</summary>
 type ThresholdOptions =
@@ -36,6 +46,18 @@ type ThresholdResult =
         Threshold: float
     }
 
+/// <summary>A clusters-table row with its random-field FWE-corrected p-values.</summary>
+type FweClusterRow =
+    {
+        /// The row as <c>Clusters.getClustersTable</c> gives it.
+        Row: ClusterRow
+        /// Voxel-level FWE p-value of the row's peak height |PeakStat| (<c>RandomFieldTheory.fwePValue</c>).
+        PeakPFwe: float
+        /// Cluster-level FWE p-value of the cluster's size at the cluster-forming threshold (SPM's spm_P_RF with
+        /// c = 1); None on subpeak rows.
+        ClusterPFwe: float option
+    }
+
 /// <summary>nilearn 0.13.1's voxel-level error control and All-Resolutions Inference (<c>nilearn.glm.thresholding</c>):
 /// <c>fdr_threshold</c>, <c>threshold_stats_img</c> and <c>cluster_level_inference</c>, on arrays in NIfTI (Fortran)
 /// order. Without a mask, the voxels counted are those of nilearn's background mask of the statistic map
@@ -47,7 +69,8 @@ module Thresholding =
 
     /// <summary>Parses nilearn's spellings of <c>height_control</c>: "fpr", "fdr", "bonferroni", or null / "none"
     /// for no control.</summary>
-    /// <exception cref="T:FmriGlm.Core.GlmInputException">Any other spelling.</exception>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">Any other spelling, and "fwe" (it needs a smoothness: build
+    /// <c>Fwe</c> directly).</exception>
     val parseHeightControl: text: string -> HeightControl
 
     /// <summary>Benjamini–Hochberg threshold on z values (nilearn <c>fdr_threshold</c>).</summary>
@@ -60,7 +83,13 @@ module Thresholding =
     /// <summary>The voxel-level threshold nilearn's <c>threshold_stats_img</c> would use, without thresholding.</summary>
     /// <param name="options">α, height control, threshold and sidedness.</param>
     /// <param name="maskedStats">The statistic at the voxels of the mask.</param>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">Fwe with a FWHM (it needs the mask's geometry: use
+    /// <c>thresholdStatsImg</c>).</exception>
     val statsThreshold: options: ThresholdOptions -> maskedStats: float[] -> float
+
+    /// <summary>The LKCs of the search region an FWE threshold uses (the mask, or the background mask, at the given
+    /// FWHM; or the given LKCs) and the number of voxels in that mask, or None when the height control is not FWE.</summary>
+    val fweLkcs: shape: GridShape -> options: ThresholdOptions -> mask: bool[] option -> statMap: float[] -> (float[] * int) option
 
     /// <summary>nilearn 0.13.1's <c>threshold_stats_img</c> on a 3D statistic map.</summary>
     /// <remarks>α is halved when two-sided. 'fpr': Φ⁻¹(1 − α′); 'fdr': <c>fdrThreshold</c> α′ of the (absolute,
@@ -103,3 +132,17 @@ module Thresholding =
     /// NaN inside the mask.</exception>
     val clusterLevelInference:
         shape: GridShape -> thresholds: float list -> alpha: float -> mask: bool[] option -> statMap: float[] -> float[]
+
+    /// <summary>FWE-corrected peak and cluster p-values for the rows of a clusters table of a z map (Gaussian field).</summary>
+    /// <remarks>A cluster's size is its voxel count in its tail's label map, converted to the units of μ3 as
+    /// k·μ3/searchVoxels (SPM's resels per voxel, averaged over the search region).</remarks>
+    /// <param name="lkcs">LKCs μ0..μ3 of the search region (e.g. <c>fweLkcs</c>).</param>
+    /// <param name="searchVoxels">Voxels in the search region.</param>
+    /// <param name="statThreshold">The cluster-forming z threshold the table was made with.</param>
+    /// <param name="table">The table, with its label maps.</param>
+    /// <exception cref="T:FmriGlm.Core.GlmInputException">searchVoxels is not positive.</exception>
+    val fweClustersTable: lkcs: float[] -> searchVoxels: int -> statThreshold: float -> table: ClustersTable -> FweClusterRow list
+
+    /// <summary><c>Clusters.toTsv</c> with two more columns, <c>Peak p FWE</c> and <c>Cluster p FWE</c> (empty on
+    /// subpeak rows).</summary>
+    val fweClustersToTsv: rows: FweClusterRow list -> string
