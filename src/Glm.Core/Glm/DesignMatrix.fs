@@ -243,6 +243,21 @@ module DesignMatrix =
             invalidArg (nameof frameTimes) "frame times must be finite and strictly increasing"
 
         let n = frameTimes.Length
+
+        // nilearn fails on these deep inside numpy (negative dimensions, NaN indices) or computes for hours
+        if not (Double.IsFinite options.MinOnset) then
+            raise (GlmInputException("min_onset", $"must be a finite number of seconds, not {options.MinOnset}"))
+
+        if options.Oversampling < 1 || float n * float options.Oversampling > 1e8 then
+            raise (GlmInputException("oversampling", $"{options.Oversampling} for {n} scans: give 1 to {max 1 (int (1e8 / float n))} (at most 10^8 grid points)"))
+
+        match options.DriftModel with
+        | Cosine hp when not (hp >= 0.0) || Double.IsInfinity hp ->
+            raise (GlmInputException("high_pass", $"must be a finite number of Hz, at least 0, not {hp}"))
+        | Polynomial order when order < 0 || order >= n ->
+            raise (GlmInputException("drift_order", $"{order} for {n} scans: the order must be at least 0 and below the number of scans"))
+        | _ -> ()
+
         let warnings = ResizeArray<DesignWarning>()
         let names = ResizeArray<string>()
         let columns = ResizeArray<float[]>()

@@ -70,6 +70,9 @@ module internal FirstLevelFitting =
                 )
             )
 
+        if not (options.SliceTimeRef >= 0.0 && options.SliceTimeRef <= 1.0) then
+            raise (GlmInputException("slice_time_ref", $"must be between 0 and 1, not {options.SliceTimeRef}"))
+
         let runs = Array.ofList runs
         let geometries = runs |> Array.mapi (fun i r -> RunReading.geometry i r.Bold)
         let shape, affine, _, isSingle = geometries[0]

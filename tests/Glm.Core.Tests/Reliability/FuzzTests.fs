@@ -229,5 +229,31 @@ let private geometry =
                     Expect.notEqual (m.Determinant()) 0.0 "an accepted affine is not singular")))
     ]
 
+// ---- design options ---------------------------------------------------------------------------------------------
+
+let private hostileNumbers = [| nan; infinity; -infinity; -1.0; 0.0; 1e-300; 0.01; 0.5; 1e300 |]
+
+let private genDesignOptions =
+    gen {
+        let! highPass = Gen.elements hostileNumbers
+        let! order = Gen.elements [| -1; 0; 3; 79; 80; 100000; Int32.MaxValue |]
+        let! drift = Gen.elements [| Cosine highPass; Polynomial order; NoDrift |]
+        let! minOnset = Gen.elements hostileNumbers
+        let! oversampling = Gen.elements [| -1; 0; 1; 50; 1000000; Int32.MaxValue |]
+        return { DesignMatrix.defaults with DriftModel = drift; MinOnset = minOnset; Oversampling = oversampling }
+    }
+
+let private designOptions =
+    testList "design options" [
+        testPropertyWithConfig { config with maxTest = min budget 100 } "any high_pass, drift_order, min_onset and oversampling gives a design or GlmInputException naming the parameter, never a crash or a spin"
+        <| Prop.forAll (Arb.fromGen genDesignOptions) (fun options ->
+            let events = { Onsets = [| 4.0; 40.0 |]; Durations = [| 2.0; 2.0 |]; TrialTypes = [| "a"; "b" |]; Modulations = [| 1.0; 1.0 |] }
+
+            try
+                DesignMatrix.makeFirstLevel (DesignMatrix.frameTimes 80 2.0 0.0) (Some events) options |> ignore
+            with :? GlmInputException as e ->
+                Expect.contains [ "high_pass"; "drift_order"; "min_onset"; "oversampling" ] e.Input "names the parameter")
+    ]
+
 [<Tests>]
-let tests = testList "Reliability" [ tables; expressions; geometry ]
+let tests = testList "Reliability" [ tables; expressions; geometry; designOptions ]
