@@ -248,6 +248,11 @@ module DesignMatrix =
         if not (Double.IsFinite options.MinOnset) then
             raise (GlmInputException("min_onset", $"must be a finite number of seconds, not {options.MinOnset}"))
 
+        // the oversampled grid starts min_onset after the first scan: later than the scan, nothing can be sampled
+        // there (scipy's interp1d raises "below the interpolation range" in nilearn)
+        if options.MinOnset > 0.0 && events.IsSome then
+            raise (GlmInputException("min_onset", $"{options.MinOnset} s is after the first scan: the oversampled grid must start at or before it (0 or negative)"))
+
         if options.Oversampling < 1 || float n * float options.Oversampling > 1e8 then
             raise (GlmInputException("oversampling", $"{options.Oversampling} for {n} scans: give 1 to {max 1 (int (1e8 / float n))} (at most 10^8 grid points)"))
 
