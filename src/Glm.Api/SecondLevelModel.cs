@@ -116,7 +116,8 @@ public sealed partial class SecondLevelModel
     /// <paramref name="firstLevelContrast"/> is one subject, in list order (the design's rows). Without a design,
     /// the one-sample design (a single "intercept" column). Without <c>MaskImg</c>, the mask is nilearn's: the
     /// background mask of the first model's effect map of its first design column (the first-level mask, in
-    /// practice).</summary>
+    /// practice). With <c>NoiseModel = "mfx"</c> each model's <c>effect_variance</c> map of the same contrast is its
+    /// first-level variance (mixed effects straight from the models, no files in between).</summary>
     /// <param name="models">At least 2 fitted first-level models on the same grid and affine.</param>
     /// <param name="firstLevelContrast">The first-level contrast (expression over each model's design columns);
     /// null is refused, as nilearn refuses it.</param>
@@ -142,7 +143,7 @@ public sealed partial class SecondLevelModel
     private SecondLevelModel FitModels(IReadOnlyList<FirstLevelModel> models, FSharpOption<Core.ContrastDefinition> firstLevelContrast, DesignMatrix? design)
     {
         ArgumentNullException.ThrowIfNull(models);
-        RequireNoiseModel("ols", "Fit(mapPaths, varianceMapPaths, design)");
+        RequireNoiseModel(_options.NoiseModel == "mfx" ? "mfx" : "ols", "Fit(mapPaths, varianceMapPaths, design)");
         var fits = models.Select((m, i) =>
             (m ?? throw new ArgumentNullException(nameof(models), $"model {i} is null")).CoreFit
             ?? throw new Core.GlmInputException($"second_level_input[{i}]", "has not been fit yet")).ToArray();
@@ -152,8 +153,19 @@ public sealed partial class SecondLevelModel
             _options.MaskImg is null ? FSharpOption<bool[]>.None : FSharpOption<bool[]>.Some(Core.Nifti.read(_options.MaskImg).Data.Select(x => x != 0.0).ToArray()),
             _options.SmoothingFwhm is double f ? FSharpOption<double>.Some(f) : FSharpOption<double>.None);
         var coreDesign = design is null ? Intercept(input.Subjects) : new Core.DesignMatrix(design.ColumnNames.ToArray(), design.Values);
-        _fit = Core.SecondLevel.fit(_options.Threads, coreDesign, Core.VoxelData.NewFloat32(input.Data));
-        _mfx = null;
+        if (_options.NoiseModel == "mfx")
+        {
+            // the variances come from the same models and contrast as the effects: nothing goes through files
+            if (_options.NIter < 0) throw new Core.GlmInputException("n_iter", $"{_options.NIter} EM steps: give 0 or more");
+            var variances = Core.SecondLevelImages.varianceOfFirstLevel(input, Microsoft.FSharp.Collections.ListModule.OfSeq(fits), firstLevelContrast.Value);
+            _mfx = Core.MixedEffects.fitSecondLevel(_options.NIter, coreDesign, Core.VoxelData.NewFloat32(input.Data), Core.VoxelData.NewFloat32(variances));
+            _fit = null;
+        }
+        else
+        {
+            _fit = Core.SecondLevel.fit(_options.Threads, coreDesign, Core.VoxelData.NewFloat32(input.Data));
+            _mfx = null;
+        }
         _input = input;
         return this;
     }

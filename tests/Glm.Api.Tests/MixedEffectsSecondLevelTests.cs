@@ -32,6 +32,41 @@ public class MixedEffectsSecondLevelTests
         }).ToArray();
     }
 
+    /// <summary>A first-level model of the reference's OLS case with its own high-pass cut-off (so models differ).</summary>
+    private static FirstLevelModel FirstLevel(double highPass, string dir) =>
+        new FirstLevelModel(new FirstLevelOptions
+        {
+            TR = 2.0, NoiseModel = "ols", HighPass = highPass, MaskImg = Path.Combine(dir, "mask.nii.gz"), NJobs = 1,
+        }).Fit(Path.Combine(dir, "bold.nii.gz"), Events.FromTsv(Path.Combine(dir, "events.tsv")));
+
+    [Fact]
+    public void Mfx_fitted_from_first_level_models_equals_mfx_from_their_written_effect_and_variance_maps_rtol_1e12()
+    {
+        var dir = Path.Combine(Directory.GetParent(Dir())!.Parent!.FullName, "first_level", "ols-glover-cosine");
+        var models = new[] { 0.01, 0.02, 0.03 }.Select(hp => FirstLevel(hp, dir)).ToArray();
+        var folder = Directory.CreateTempSubdirectory("fmriglm-mfx-models-").FullName;
+        try
+        {
+            var header = Nifti.read(Path.Combine(dir, "mask.nii.gz")).Header;
+            var shape = header.Shape.Take(3).ToArray();
+            string Write(string name, double[] values)
+            {
+                var path = Path.Combine(folder, name);
+                Nifti.write(path, Nifti.writeOptions(shape, header.Affine), values);
+                return path;
+            }
+            var effects = models.Select((m, i) => Write($"effect{i}.nii.gz", m.ComputeContrast("face - house").EffectSize())).ToArray();
+            var variances = models.Select((m, i) => Write($"variance{i}.nii.gz", m.ComputeContrast("face - house").EffectVariance())).ToArray();
+            var options = new SecondLevelOptions { MaskImg = Path.Combine(dir, "mask.nii.gz"), NoiseModel = "mfx" };
+            var fromModels = new SecondLevelModel(options).Fit(models, "face - house").ComputeContrast("intercept");
+            var fromFiles = new SecondLevelModel(options).Fit(effects, variances).ComputeContrast("intercept");
+            foreach (var name in new[] { "z_score", "stat", "p_value", "effect_size", "effect_variance" })
+                for (var v = 0; v < fromFiles[name].Length; v++)
+                    Assert.True(Math.Abs(fromModels[name][v] - fromFiles[name][v]) <= 1e-12 * Math.Max(1.0, Math.Abs(fromFiles[name][v])), $"{name} voxel {v}: {fromModels[name][v]} vs {fromFiles[name][v]}");
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
     [Fact]
     public void Mfx_with_zero_variance_maps_equals_the_OLS_model_z_t_p_effect_variance_rtol_1e9()
     {

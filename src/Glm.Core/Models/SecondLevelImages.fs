@@ -143,18 +143,35 @@ module SecondLevelImages =
     /// variance map cannot follow.</summary>
     /// <exception cref="GlmInputException">The count differs from the subjects', a file is unreadable, not 3D or on
     /// another grid, or a masked value is negative or not finite (each naming the file).</exception>
+    /// The subjects' variance volumes masked by the input's mask, voxel-major (subjects inner) as the mixed-effects
+    /// fit takes them; every masked variance must be finite and non-negative. name i names subject i's source.
+    let private maskVariances (input: SecondLevelInput) (name: int -> string) (volumes: float32[][]) : float32[] =
+        let n = input.Subjects
+        let shape = input.Shape
+        let inside = input.Grid.Voxels
+        let data = Array.zeroCreate<float32> (n * inside.Length)
+
+        volumes
+        |> Array.iteri (fun s volume ->
+            for u in 0 .. inside.Length - 1 do
+                let value = volume[inside[u]]
+
+                if not (Single.IsFinite value) || value < 0.0f then
+                    let i, j, k = inside[u] % shape.X, (inside[u] / shape.X) % shape.Y, inside[u] / (shape.X * shape.Y)
+                    raise (GlmInputException(name s, $"variance {value} at voxel ({i}, {j}, {k}) inside the mask: variances must be finite and non-negative"))
+
+                data[u * n + s] <- value)
+
+        data
+
     let readVarianceMaps (input: SecondLevelInput) (paths: string[]) : float32[] =
         let paths = if isNull paths then [||] else paths
 
         if paths.Length <> input.Subjects then
             raise (GlmInputException("variance maps", $"{paths.Length} variance maps for {input.Subjects} effect maps: give one per subject, in the same order"))
 
-        let n = input.Subjects
-        let inside = input.Grid.Voxels
-        let data = Array.zeroCreate<float32> (n * inside.Length)
-
         paths
-        |> Array.iteri (fun s path ->
+        |> Array.map (fun path ->
             let shape, _, volumes = volumesOf path
 
             if shape <> input.Shape then
@@ -163,16 +180,8 @@ module SecondLevelImages =
             if volumes.Length <> 1 then
                 raise (GlmInputException(path, $"has {volumes.Length} volumes; each variance map must be 3D"))
 
-            for u in 0 .. inside.Length - 1 do
-                let value = volumes[0][inside[u]]
-
-                if not (Single.IsFinite value) || value < 0.0f then
-                    let i, j, k = inside[u] % shape.X, (inside[u] / shape.X) % shape.Y, inside[u] / (shape.X * shape.Y)
-                    raise (GlmInputException(path, $"variance {value} at voxel ({i}, {j}, {k}) inside the mask: variances must be finite and non-negative"))
-
-                data[u * n + s] <- value)
-
-        data
+            volumes[0])
+        |> maskVariances input (fun s -> paths[s])
 
     /// <summary>Puts masked values back on the grid (nilearn <c>masker.inverse_transform</c>): 0 outside the mask.</summary>
     let toVolume (input: SecondLevelInput) (values: float[]) : float[] =
@@ -277,3 +286,26 @@ module SecondLevelImages =
 
         let input = ofVolumes "second_level_input" reference.Shape reference.Affine volumes mask smoothingFwhm
         { input with Warnings = warnings @ input.Warnings }
+
+    /// <summary>The first-level variances (nilearn <c>output_type="effect_variance"</c>) of the contrast whose
+    /// effects <see cref="ofFirstLevel"/> took from the same models, masked by <paramref name="input"/>'s mask as
+    /// <see cref="readVarianceMaps"/> returns them: the mixed-effects second level fitted straight from first-level
+    /// models, with no files in between.</summary>
+    /// <exception cref="GlmInputException">Not one model per subject of the input, a contrast a model cannot
+    /// compute, or a negative or non-finite variance inside the mask (naming the model).</exception>
+    let varianceOfFirstLevel (input: SecondLevelInput) (fits: FirstLevelFit list) (firstLevelContrast: ContrastDefinition) : float32[] =
+        let fits = Array.ofList fits
+
+        if fits.Length <> input.Subjects then
+            raise (GlmInputException("second_level_input", $"{fits.Length} first-level models for {input.Subjects} effect maps"))
+
+        fits
+        |> Array.mapi (fun i fit ->
+            let c =
+                try
+                    FirstLevel.computeContrast fit [ firstLevelContrast ] None
+                with :? GlmInputException as e ->
+                    raise (GlmInputException($"second_level_input[{i}]", e.Message))
+
+            FirstLevel.outputImage fit c EffectVariance |> Array.map float32)
+        |> maskVariances input (fun i -> $"second_level_input[{i}] effect_variance")
