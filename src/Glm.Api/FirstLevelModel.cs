@@ -249,6 +249,14 @@ public sealed class FirstLevelModel
     public double[] RSquare(int run = 0) => Core.FirstLevel.rSquare(Fitted, run);
     /// <summary>Residuals of a run, scans volumes on the grid (needs <c>MinimizeMemory = false</c>).</summary>
     public double[] Residuals(int run = 0) => Core.FirstLevel.residuals(Fitted, run);
+    /// <summary>Smoothness of a run's residuals inside the mask (SPM's estimator on the standardised residuals): FWHM
+    /// per axis in voxels and mm, resels and LKCs, for <c>HeightControl = "fwe"</c> (needs <c>MinimizeMemory = false</c>).</summary>
+    /// <exception cref="InvalidOperationException">The model was fitted with <c>MinimizeMemory = true</c>.</exception>
+    public SmoothnessEstimate Smoothness(int run = 0)
+    {
+        var s = Core.FirstLevel.smoothness(Fitted, run);
+        return new SmoothnessEstimate(s.FwhmVoxels, s.FwhmMm, s.Resels, s.Lkcs);
+    }
     /// <summary>Predicted values of a run, scans volumes on the grid (needs <c>MinimizeMemory = false</c>).</summary>
     public double[] Predicted(int run = 0) => Core.FirstLevel.predicted(Fitted, run);
 

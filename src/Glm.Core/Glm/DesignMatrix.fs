@@ -253,8 +253,12 @@ module DesignMatrix =
         if options.MinOnset > 0.0 && events.IsSome then
             raise (GlmInputException("min_onset", $"{options.MinOnset} s is after the first scan: the oversampled grid must start at or before it (0 or negative)"))
 
-        if options.Oversampling < 1 || float n * float options.Oversampling > 1e8 then
-            raise (GlmInputException("oversampling", $"{options.Oversampling} for {n} scans: give 1 to {max 1 (int (1e8 / float n))} (at most 10^8 grid points)"))
+        // the HRF convolution costs (grid points) × (kernel length), both growing with the oversampling: bounded so
+        // that an absurd factor is refused instead of computing for hours
+        let maxOversampling = min 1000 (max 1 (int (1e7 / float n)))
+
+        if options.Oversampling < 1 || options.Oversampling > maxOversampling then
+            raise (GlmInputException("oversampling", $"{options.Oversampling} for {n} scans: give 1 to {maxOversampling} (at most 1000, and at most 10^7 grid points)"))
 
         match options.DriftModel with
         | Cosine hp when not (hp >= 0.0) || Double.IsInfinity hp ->

@@ -146,6 +146,18 @@ module FirstLevel =
     let residuals (fit: FirstLevelFit) (run: int) : float[] =
         FirstLevelOutputs.residuals fit run
 
+    /// <summary>Smoothness of run <c>run</c>'s residuals inside the fit's mask (SPM's estimator on the standardised
+    /// residuals, <see cref="M:FmriGlm.Core.RandomFieldTheory.estimateSmoothness"/>): FWHM in voxels and mm, resels
+    /// and LKCs, what <c>height_control = "fwe"</c> needs. Needs <c>MinimizeMemory = false</c>.</summary>
+    /// <exception cref="InvalidOperationException">The fit kept no diagnostics.</exception>
+    let smoothness (fit: FirstLevelFit) (run: int) : Smoothness =
+        let grid = fit.Shape.Count
+        let all = FirstLevelOutputs.residuals fit run
+        let volumes = Array.init (all.Length / grid) (fun t -> all[t * grid .. (t + 1) * grid - 1])
+        let a = fit.Affine
+        let voxelSizes = Array.init 3 (fun c -> sqrt (a[0, c] * a[0, c] + a[1, c] * a[1, c] + a[2, c] * a[2, c]))
+        RandomFieldTheory.estimateSmoothness fit.Shape voxelSizes fit.Mask volumes
+
     /// <summary>Predicted values of run <c>run</c> on the grid; needs <c>MinimizeMemory = false</c>.</summary>
     /// <exception cref="InvalidOperationException">The fit kept no diagnostics.</exception>
     let predicted (fit: FirstLevelFit) (run: int) : float[] =

@@ -362,6 +362,35 @@ let private smoothness =
                   Expect.floatClose Accuracy.veryHigh s.FwhmMm[a] (2.0 * s.FwhmVoxels[a]) "mm = voxels · voxel size"
               Close.all { absolute = 0.0; relative = 1e-12 } s.Resels (Rft.lkcsToResels s.Lkcs) "resels"
 
+          testCase "FirstLevel.smoothness of an intercept-only fit of 30 smoothed null volumes (16³, FWHM 4 voxels, 2 mm) recovers 4 voxels and 8 mm within 5% per axis"
+          <| fun () ->
+              let n = 16
+              let shape = { X = n; Y = n; Z = n }
+              let affine = Array2D.init 4 4 (fun i j -> if i = j then (if i = 3 then 1.0 else 2.0) else 0.0)
+              let volumes = nullFields 30 n 4.0 |> Array.map (Array.map float32)
+              let design = { ColumnNames = [| "constant" |]; Values = Array2D.create volumes.Length 1 1.0 }
+
+              let run =
+                  { Bold = BoldVolumes(shape, affine, volumes)
+                    Events = None
+                    Confounds = None
+                    DesignMatrix = Some design
+                    SampleMask = None }
+
+              let options =
+                  { FirstLevel.defaults with
+                      Mask = NoMask
+                      SignalScaling = NoScaling
+                      NoiseModel = Ols
+                      MinimizeMemory = false }
+
+              let fit = FirstLevel.fit options [ run ]
+              let s = FirstLevel.smoothness fit 0
+
+              for a in 0..2 do
+                  Expect.isLessThan (abs (s.FwhmVoxels[a] / 4.0 - 1.0)) 0.05 $"axis {a}: {s.FwhmVoxels[a]} voxels"
+                  Expect.isLessThan (abs (s.FwhmMm[a] / 8.0 - 1.0)) 0.05 $"axis {a}: {s.FwhmMm[a]} mm (2 mm voxels)"
+
           testCase "LKCs from unit-norm residuals (nipy Lips3d route) are within 10% of the box's LKCs at the known FWHM (16³, FWHM 4, measured ≤ 5.3%)"
           <| fun () ->
               let shape = { X = 16; Y = 16; Z = 16 }
