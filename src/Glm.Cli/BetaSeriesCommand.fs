@@ -57,9 +57,6 @@ type BetaSeriesArgs =
             | N_Jobs _ -> "threads (default: every core); results do not depend on it."
             | Out _ -> "output folder (must not exist or be empty): <condition>_betas.nii.gz and trials.tsv, written atomically."
 
-let private list (text: string) =
-    text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
-
 let private methodOf (text: string) =
     match text.Trim().ToLowerInvariant() with
     | "lss" -> Lss
@@ -67,49 +64,22 @@ let private methodOf (text: string) =
     | m -> raise (GlmInputException("--method", $"'{m}': use lss or lsa"))
 
 let private optionsOf (args: ParseResults<BetaSeriesArgs>) =
-    let hrf =
-        match Hrf.parse [| 0 |] (args.GetResult(Hrf, defaultValue = "glover")) with
-        | Ok h -> h
-        | Error accepted -> raise (GlmInputException("--hrf", $"""use one of {String.Join(", ", accepted)}"""))
-
-    let drift =
-        match args.GetResult(Drift, defaultValue = "cosine").ToLowerInvariant() with
-        | "cosine" -> Cosine(args.GetResult(High_Pass, defaultValue = 0.01))
-        | "polynomial" -> Polynomial(args.GetResult(Drift_Order, defaultValue = 1))
-        | "none" -> NoDrift
-        | d -> raise (GlmInputException("--drift", $"'{d}': use cosine, polynomial or none"))
-
-    let mask =
-        match args.TryGetResult Mask, args.Contains No_Mask with
-        | Some _, true -> raise (GlmInputException("--mask", "give --mask or --no-mask, not both"))
-        | Some m, false -> MaskFile m
-        | None, true -> NoMask
-        | None, false -> ComputeEpiMask
-
-    let scaling =
-        match args.GetResult(Signal_Scaling, defaultValue = "0").Replace(" ", "").Trim('(', ')').ToLowerInvariant() with
-        | "0" -> ScaleVoxelMeans
-        | "0,1" -> ScaleGrandMean
-        | "false" -> NoScaling
-        | s -> raise (GlmInputException("--signal-scaling", $"'{s}': use 0, '0,1' or false"))
-
-    let noise =
-        match FirstLevel.parseNoiseModel (args.GetResult(Noise_Model, defaultValue = "ar1")) with
-        | Ok m -> m
-        | Error e -> raise (GlmInputException("--noise-model", e))
-
-    { FirstLevel.defaults with
-        TR = args.TryGetResult Tr
-        SliceTimeRef = args.GetResult(Slice_Time_Ref, defaultValue = 0.0)
-        HrfModel = hrf
-        DriftModel = drift
-        MinOnset = args.GetResult(Min_Onset, defaultValue = -24.0)
-        Mask = mask
-        SmoothingFwhm = args.TryGetResult Smoothing_Fwhm
-        SignalScaling = scaling
-        NoiseModel = noise
-        Bins = args.GetResult(Bins, defaultValue = 100)
-        Threads = args.GetResult(N_Jobs, defaultValue = Environment.ProcessorCount) }
+    ModelFlags.options
+        { Tr = args.TryGetResult Tr
+          SliceTimeRef = args.TryGetResult Slice_Time_Ref
+          Hrf = args.TryGetResult Hrf
+          FirDelays = None
+          Drift = args.TryGetResult Drift
+          HighPass = args.TryGetResult High_Pass
+          DriftOrder = args.TryGetResult Drift_Order
+          MinOnset = args.TryGetResult Min_Onset
+          Mask = args.TryGetResult Mask
+          NoMask = args.Contains No_Mask
+          SmoothingFwhm = args.TryGetResult Smoothing_Fwhm
+          SignalScaling = args.TryGetResult Signal_Scaling
+          NoiseModel = args.TryGetResult Noise_Model
+          Bins = args.TryGetResult Bins
+          NJobs = args.TryGetResult N_Jobs }
 
 /// Runs `fmriglm beta-series`.
 let run (args: ParseResults<BetaSeriesArgs>) =
@@ -129,16 +99,15 @@ let run (args: ParseResults<BetaSeriesArgs>) =
     let events = perRun "--events" (args.GetResults Events)
     let confounds = perRun "--confounds" (args.GetResults Confounds)
     let sampleMasks = perRun "--sample-mask" (args.GetResults Sample_Mask)
-    let columns = args.TryGetResult Confound_Columns |> Option.map list
+    let columns = ModelFlags.confoundColumns (args.TryGetResult Confound_Columns)
 
     let runInput i =
         { Bold = BoldFile bolds[i]
           Events = events i |> Option.map (Tables.readEvents >> fst)
-          Confounds = confounds i |> Option.map (fun c -> Tables.readConfounds c columns)
+          Confounds = confounds i |> Option.map (ModelFlags.readConfounds columns)
           DesignMatrix = None
           SampleMask =
-            sampleMasks i
-            |> Option.map (list >> Array.map (fun s -> Int32.Parse(s, CultureInfo.InvariantCulture))) }
+            sampleMasks i |> Option.map ModelFlags.sampleMask }
 
     let result = BetaSeries.fit method options (List.init bolds.Length runInput)
     BetaSeries.writeOutputs (args.GetResult Out) result

@@ -94,67 +94,25 @@ type FirstLevelArgs =
             | Output_Type _ -> "all (default), z_score, stat, p_value, effect_size or effect_variance."
             | Out _ -> "output folder (must not exist or be empty); written atomically."
 
-let private list (text: string) =
-    text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
-
-/// A whole number of a comma-separated option, or the project's error naming the option and the value.
-let private integer (option: string) (text: string) =
-    match Int32.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture) with
-    | true, v -> v
-    | _ -> raise (GlmInputException(option, $"'{text}' is not a whole number"))
-
 let private optionsOf (args: ParseResults<FirstLevelArgs>) =
-    let firDelays =
-        args.TryGetResult Fir_Delays
-        |> Option.map (list >> Array.map (integer "--fir-delays"))
-        |> Option.defaultValue [| 0 |]
-
-    let hrf =
-        match Hrf.parse firDelays (args.GetResult(Hrf, defaultValue = "glover")) with
-        | Ok h -> h
-        | Error accepted -> raise (GlmInputException("--hrf", $"""use one of {String.Join(", ", accepted)}"""))
-
-    let drift =
-        match args.GetResult(Drift, defaultValue = "cosine").ToLowerInvariant() with
-        | "cosine" -> Cosine(args.GetResult(High_Pass, defaultValue = 0.01))
-        | "polynomial" -> Polynomial(args.GetResult(Drift_Order, defaultValue = 1))
-        | "none" -> NoDrift
-        | d -> raise (GlmInputException("--drift", $"'{d}': use cosine, polynomial or none"))
-
-    let mask =
-        match args.TryGetResult Mask, args.Contains No_Mask with
-        | Some _, true -> raise (GlmInputException("--mask", "give --mask or --no-mask, not both"))
-        | Some m, false -> MaskFile m
-        | None, true -> NoMask
-        | None, false -> ComputeEpiMask
-
-    let scaling =
-        match args.GetResult(Signal_Scaling, defaultValue = "0").Replace(" ", "").Trim('(', ')').ToLowerInvariant() with
-        | "0" -> ScaleVoxelMeans
-        | "0,1" -> ScaleGrandMean
-        | "false" -> NoScaling
-        | s ->
-            raise (GlmInputException("--signal-scaling", $"'{s}': use 0, '0,1' or false (nilearn 0.13.1 fails on 1)"))
-
-    let noise =
-        match FirstLevel.parseNoiseModel (args.GetResult(Noise_Model, defaultValue = "ar1")) with
-        | Ok m -> m
-        | Error e -> raise (GlmInputException("--noise-model", e))
-
-    { FirstLevel.defaults with
-        TR = args.TryGetResult Tr
-        SliceTimeRef = args.GetResult(Slice_Time_Ref, defaultValue = 0.0)
-        HrfModel = hrf
-        DriftModel = drift
-        MinOnset = args.GetResult(Min_Onset, defaultValue = -24.0)
-        Mask = mask
-        SmoothingFwhm = args.TryGetResult Smoothing_Fwhm
-        SignalScaling = scaling
+    { ModelFlags.options
+        { Tr = args.TryGetResult Tr
+          SliceTimeRef = args.TryGetResult Slice_Time_Ref
+          Hrf = args.TryGetResult Hrf
+          FirDelays = args.TryGetResult Fir_Delays
+          Drift = args.TryGetResult Drift
+          HighPass = args.TryGetResult High_Pass
+          DriftOrder = args.TryGetResult Drift_Order
+          MinOnset = args.TryGetResult Min_Onset
+          Mask = args.TryGetResult Mask
+          NoMask = args.Contains No_Mask
+          SmoothingFwhm = args.TryGetResult Smoothing_Fwhm
+          SignalScaling = args.TryGetResult Signal_Scaling
+          NoiseModel = args.TryGetResult Noise_Model
+          Bins = args.TryGetResult Bins
+          NJobs = args.TryGetResult N_Jobs } with
         Standardize = args.Contains Standardize
-        NoiseModel = noise
-        Bins = args.GetResult(Bins, defaultValue = 100)
-        MinimizeMemory = not (args.Contains Keep_Diagnostics)
-        Threads = args.GetResult(N_Jobs, defaultValue = Environment.ProcessorCount) }
+        MinimizeMemory = not (args.Contains Keep_Diagnostics) }
 
 let private contrastsOf (args: ParseResults<FirstLevelArgs>) =
     args.GetResults Contrast
@@ -178,10 +136,7 @@ let run (args: ParseResults<FirstLevelArgs>) =
     let confounds = perRun "--confounds" (args.GetResults Confounds)
     let designs = perRun "--design-matrix" (args.GetResults Design_Matrix)
     let sampleMasks = perRun "--sample-mask" (args.GetResults Sample_Mask)
-    let columns =
-        match args.TryGetResult Confound_Columns |> Option.map list with
-        | Some [||] -> raise (GlmInputException("--confound-columns", "names no column: give column names, comma separated, or leave the option out to use them all"))
-        | c -> c
+    let columns = ModelFlags.confoundColumns (args.TryGetResult Confound_Columns)
 
     let outputs =
         match FirstLevel.parseOutputType (args.GetResult(Output_Type, defaultValue = "all")) with
@@ -225,12 +180,7 @@ let run (args: ParseResults<FirstLevelArgs>) =
         let r =
             { Bold = BoldFile(if bolds.IsEmpty then "" else bolds[i])
               Events = events i |> Option.map (Tables.readEvents >> fst)
-              Confounds =
-                confounds i
-                |> Option.map (fun c ->
-                    let table = Tables.readConfounds c columns
-                    Tables.requireRegressors c table
-                    table)
+              Confounds = confounds i |> Option.map (ModelFlags.readConfounds columns)
               DesignMatrix =
                 designs i
                 |> Option.map (fun path ->
@@ -238,8 +188,7 @@ let run (args: ParseResults<FirstLevelArgs>) =
                     Tables.requireRegressors path (d.ColumnNames, d.Values)
                     d)
               SampleMask =
-                sampleMasks i
-                |> Option.map (list >> Array.map (integer "--sample-mask")) }
+                sampleMasks i |> Option.map ModelFlags.sampleMask }
 
         r
 
