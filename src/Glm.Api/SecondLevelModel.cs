@@ -170,6 +170,18 @@ public sealed partial class SecondLevelModel
         return this;
     }
 
+    /// <summary>Smoothness of the OLS fit's residuals inside the mask (SPM's estimator on the standardised
+    /// residuals): FWHM per axis in voxels and mm, resels and LKCs, for <c>HeightControl = "fwe"</c> on a group map.</summary>
+    /// <exception cref="InvalidOperationException"><c>Fit</c> has not been called.</exception>
+    /// <exception cref="Core.GlmInputException">The model is a mixed-effects ("mfx") fit, which has no OLS residuals.</exception>
+    public SmoothnessEstimate Smoothness()
+    {
+        if (_mfx is not null) throw new Core.GlmInputException("noise_model", "is 'mfx': the smoothness is estimated from an OLS fit's residuals");
+        var fit = _fit ?? throw new InvalidOperationException("Fit has not been called");
+        var s = Core.SecondLevelImages.smoothness(Input, fit);
+        return new SmoothnessEstimate(s.FwhmVoxels, s.FwhmMm, s.Resels, s.Lkcs);
+    }
+
     internal static Core.DesignMatrix Intercept(int subjects)
     {
         var values = new double[subjects, 1];

@@ -309,3 +309,31 @@ module SecondLevelImages =
 
             FirstLevel.outputImage fit c EffectVariance |> Array.map float32)
         |> maskVariances input (fun i -> $"second_level_input[{i}] effect_variance")
+
+    /// <summary>Smoothness of an OLS second-level fit's residuals (each subject's map minus the design's fit of it)
+    /// inside the input's mask: SPM's estimator on the standardised residuals
+    /// (<see cref="M:FmriGlm.Core.RandomFieldTheory.estimateSmoothness"/>), what <c>height_control = "fwe"</c> needs
+    /// for a group map.</summary>
+    /// <exception cref="GlmInputException">A fit that does not belong to the input (other voxel or subject counts).</exception>
+    let smoothness (input: SecondLevelInput) (fit: SecondLevelFit) : Smoothness =
+        let g = fit.Glm
+        let n, voxels, p = input.Subjects, input.Grid.Voxels.Length, g.Regressors
+
+        if g.Scans <> n || g.Voxels <> voxels then
+            raise (GlmInputException("fit", $"{g.Scans} subjects × {g.Voxels} voxels, but the input has {n} × {voxels}"))
+
+        let x = fit.Design.Values
+
+        let residual (s: int) =
+            Array.init voxels (fun v ->
+                let mutable predicted = 0.0
+
+                for c in 0 .. p - 1 do
+                    predicted <- predicted + x[s, c] * g.Betas[v * p + c]
+
+                float input.Data[v * n + s] - predicted)
+            |> toVolume input
+
+        let a = input.Affine
+        let voxelSizes = Array.init 3 (fun c -> sqrt (a[0, c] * a[0, c] + a[1, c] * a[1, c] + a[2, c] * a[2, c]))
+        RandomFieldTheory.estimateSmoothness input.Shape voxelSizes input.Mask (Array.init n residual)
