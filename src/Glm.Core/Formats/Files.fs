@@ -98,44 +98,56 @@ let requireOutputFile (option: string) (output: string) (inputs: string seq) : u
         if not (String.IsNullOrWhiteSpace input) && Path.GetFullPath input = full then
             raise (GlmInputException(output, $"is also an input ({input}): writing it would destroy the input; choose another name"))
 
-/// The lock file inside a temporary output folder: held open, exclusively, for as long as its run lives.
-let private lockName = ".fmriglm-lock"
-
 let private tempPrefix (target: string) = $".{Path.GetFileName target}.tmp-"
 
-/// <summary>Removes the temporary folders that killed runs left beside <paramref name="target"/>: a temporary
-/// folder whose lock can be taken has no live owner (the kernel releases a killed process's lock). A folder
-/// another live run is filling keeps its lock and is left alone.</summary>
-/// <returns>The folders removed.</returns>
+/// The lock of a temporary folder: a file beside it, created and locked before the folder exists and deleted
+/// after the folder has been renamed onto its target, so a live run's folder always has a held lock.
+let private lockOf (temp: string) = temp + ".lock"
+
+/// Whether a lock file can be taken: a run holds its lock exclusively for as long as it lives, and the kernel
+/// releases the lock of a killed process. A missing lock file counts as free.
+let private lockIsFree (lockPath: string) =
+    try
+        use _ = new FileStream(lockPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None)
+        true
+    with
+    | :? FileNotFoundException
+    | :? DirectoryNotFoundException -> true
+    | :? IOException -> false
+
+/// <summary>Removes the temporary folders (and their lock files) that killed runs left beside
+/// <paramref name="target"/>: a temporary whose lock is free has no live owner. A folder another live run is
+/// filling keeps its lock and is left alone.</summary>
+/// <returns>The folders and lock files removed.</returns>
 let removeStaleTemporaries (target: string) : string list =
     let full = Path.GetFullPath target
     let parent = Path.GetDirectoryName full
 
+    let remove (path: string) (delete: unit -> unit) =
+        try
+            delete ()
+            Some path
+        with
+        | :? IOException
+        | :? UnauthorizedAccessException -> None
+
     if not (Directory.Exists parent) then
         []
     else
-        [ for dir in Directory.EnumerateDirectories(parent, tempPrefix full + "*") do
-              let lockPath = Path.Combine(dir, lockName)
+        let folders =
+            [ for dir in Directory.EnumerateDirectories(parent, tempPrefix full + "*") do
+                  if lockIsFree (lockOf dir) then
+                      yield! Option.toList (remove dir (fun () -> Directory.Delete(dir, true))) ]
 
-              let stale =
-                  try
-                      use _ = new FileStream(lockPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None)
-                      true
-                  with
-                  | :? FileNotFoundException
-                  | :? DirectoryNotFoundException ->
-                      // no lock yet: a run that was killed before it took the lock (or an older version's folder),
-                      // unless it is a run that is taking it right now
-                      Directory.GetLastWriteTimeUtc dir < DateTime.UtcNow.AddMinutes -1.0
-                  | :? IOException -> false // locked: a live run owns it
+        // a lock without its folder: killed before the folder was made, or after it was renamed
+        let locks =
+            [ for file in Directory.EnumerateFiles(parent, tempPrefix full + "*.lock") do
+                  let folder = file.Substring(0, file.Length - ".lock".Length)
 
-              if stale then
-                  try
-                      Directory.Delete(dir, true)
-                      yield dir
-                  with
-                  | :? IOException
-                  | :? UnauthorizedAccessException -> () ]
+                  if not (Directory.Exists folder) && lockIsFree file then
+                      yield! Option.toList (remove file (fun () -> File.Delete file)) ]
+
+        folders @ locks
 
 /// <summary>A folder of outputs being filled under a temporary name beside its target. <c>Commit</c> renames it
 /// onto the target; disposing it without a commit removes it, so a failure leaves nothing behind.</summary>
@@ -180,8 +192,15 @@ type OutputFolder private (target: string, temp: string, lockStream: FileStream,
 
         let lockStream =
             try
-                Directory.CreateDirectory temp |> ignore
-                new FileStream(Path.Combine(temp, lockName), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None)
+                let held = new FileStream(lockOf temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None)
+
+                try
+                    Directory.CreateDirectory temp |> ignore
+                    held
+                with _ ->
+                    held.Dispose()
+                    File.Delete(lockOf temp)
+                    reraise ()
             with e ->
                 (try Directory.Delete(temp, true) with _ -> ())
                 raise (writeFailure target e)
@@ -199,8 +218,6 @@ type OutputFolder private (target: string, temp: string, lockStream: FileStream,
 
     /// <summary>Renames the filled folder onto the target (replacing a previous one when allowed).</summary>
     member _.Commit() =
-        lockStream.Dispose()
-        File.Delete(System.IO.Path.Combine(temp, lockName))
 
         // a directory rename replaces only an empty directory: a previous target is moved aside first; two runs
         // replacing the same target at once may put theirs back in between, so the swap is retried
@@ -225,12 +242,16 @@ type OutputFolder private (target: string, temp: string, lockStream: FileStream,
             | e -> raise (writeFailure target e)
 
         swap 0
-
         committed <- true
+        // the folder is the target now: the lock has nothing left to guard
+        lockStream.Dispose()
+        try File.Delete(lockOf temp) with _ -> ()
 
     interface IDisposable with
         member _.Dispose() =
-            lockStream.Dispose()
+            if not committed then
+                if Directory.Exists temp then
+                    try Directory.Delete(temp, true) with _ -> ()
 
-            if not committed && Directory.Exists temp then
-                try Directory.Delete(temp, true) with _ -> ()
+                lockStream.Dispose()
+                try File.Delete(lockOf temp) with _ -> ()
