@@ -11,7 +11,9 @@
 #     number of [Fact], [Property] and [InlineData] attributes in tests/Glm.Api.Tests (a [MemberData] theory would
 #     need this count taught how many rows it has);
 #   - it ignored or skipped a test that tests/allowed-skips.txt does not allow (each such test is one failure);
-#   - its total (passed + failed + skipped) is below its minimum in tests/minimum-counts.txt.
+#   - its total (passed + failed + skipped) is below its minimum in tests/minimum-counts.txt;
+#   - (core) the run left files in the repository (`git status` differs from before): tests write below temporary
+#     folders only.
 # An example script passes when it exits 0 and printed at least one line starting `checked: ` (the scripts' `check`
 # helper prints it after a value the script computed was found right, and exits 1 when it is wrong), so a script
 # that asserts nothing fails.
@@ -60,6 +62,9 @@ problems=()
 problem() { problems+=("$1: $2"); echo "FAILED check, $1: $2"; }
 # timed_out RC: whether `timeout` stopped the command.
 timed_out() { [ "$1" -eq 124 ] || [ "$1" -eq 137 ]; }
+
+# the tests must write only below temporary folders: the repository's state before, compared at the end
+repo_before=$(git status --porcelain --untracked-files=all 2>/dev/null)
 
 step "restore tools and packages"
 dotnet tool restore >"$logs/tools.log" 2>&1 || { cat "$logs/tools.log"; fail_setup "dotnet tool restore failed"; }
@@ -158,6 +163,11 @@ for script in docs/examples/*.fsx; do
 done
 if [ $((ep + ef)) -lt "$min_examples" ]; then
   problem examples "$((ep + ef)) scripts, minimum $min_examples"; ef=$((ef + 1))
+fi
+
+repo_after=$(git status --porcelain --untracked-files=all 2>/dev/null)
+if [ "$repo_before" != "$repo_after" ]; then
+  cf=$((cf + 1)); problem core "the tests left files in the repository: $(diff <(echo "$repo_before") <(echo "$repo_after") | grep '^>' | head -5 | tr '\n' ' ')"
 fi
 
 echo "core: $cp passed, $cf failed, $cs allowed skips; api: $ap passed, $af failed, $as allowed skips; examples: $ep passed, $ef failed"

@@ -98,8 +98,15 @@ let settings (args: ParseResults<BidsArgs>) : BidsSettings =
         | [ _; _; other ] -> bad $"the analysis level is 'participant' or 'group', not '{other}'"
         | given -> bad $"expected BIDS_DIR OUTPUT_DIR participant|group, got {given.Length} value(s)"
 
-    if not (Directory.Exists bidsDir) then
-        raise (GlmInputException(bidsDir, "BIDS folder not found"))
+    // an empty OUTPUT_DIR would write the subjects' folders into the working directory
+    if String.IsNullOrWhiteSpace outputDir then
+        raise (GlmInputException("OUTPUT_DIR", "is empty: give the output folder"))
+
+    if String.IsNullOrWhiteSpace bidsDir || not (Directory.Exists bidsDir) then
+        raise (GlmInputException((if String.IsNullOrWhiteSpace bidsDir then "BIDS_DIR" else bidsDir), "BIDS folder not found"))
+
+    if Path.GetFullPath(outputDir).TrimEnd('/') = Path.GetFullPath(bidsDir).TrimEnd('/') then
+        raise (GlmInputException(outputDir, "is the BIDS folder itself: give a separate output folder (e.g. BIDS_DIR/derivatives/fmriglm)"))
 
     let derivatives = Bids.derivativesFolder bidsDir (args.TryGetResult Derivatives)
 

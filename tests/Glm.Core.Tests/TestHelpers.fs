@@ -174,11 +174,16 @@ module Cli =
         |> Option.map (fun r -> Path.Combine(r, "src", "Glm.Cli", "bin", "Release", "net10.0", "fmriglm.dll"))
         |> Option.filter File.Exists
 
-    let start (args: string list) =
-        let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    /// Starts the CLI in the folder <paramref name="dir"/>: relative paths a test (or a fuzzed argument) names
+    /// land there, never in the repository.
+    let startIn (dir: string) (args: string list) =
+        let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir)
         psi.ArgumentList.Add(cliDll().Value)
         args |> List.iter psi.ArgumentList.Add
         Process.Start psi
+
+    /// Starts the CLI in the temporary folder.
+    let start (args: string list) = startIn (Path.GetTempPath()) args
 
     /// Waits for the child and its output; a child still running after the timeout is killed and fails the test.
     let finishWithin (timeout: TimeSpan) (p: Process) =

@@ -162,7 +162,8 @@ let tests =
 
                 for _ in 1..cases do
                     let args, out = mutate random f scratch
-                    let result = runCli args
+                    // relative paths among the mutations land in the scratch folder, which must hold no temporary
+                    let result = startIn scratch args |> finishWithin (TimeSpan.FromSeconds 60.0)
                     expectClean args result
                     let code, _, _ = result
 
