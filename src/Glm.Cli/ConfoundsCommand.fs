@@ -122,9 +122,6 @@ let private flagsOf (results: ParseResults<ConfoundsArgs>) : ConfoundFlags =
       IcaAroma = results.TryGetResult Ica_Aroma
       Demean = results.TryGetResult Demean }
 
-/// Writes text through a temporary file in the target's folder, renamed over the target.
-let private writeAtomically (path: string) (text: string) = Files.writeTextAtomic path text
-
 /// Runs the command: exit code 0 when the table (and sample mask) are written.
 let run (results: ParseResults<ConfoundsArgs>) : int =
     let loaded = loadWith (flagsOf results) (results.GetResult Bold)
@@ -136,8 +133,8 @@ let run (results: ParseResults<ConfoundsArgs>) : int =
     Files.requireOutputFile "--out" (results.GetResult Out) inputs
     results.TryGetResult Sample_Mask_Out |> Option.iter (fun path -> Files.requireOutputFile "--sample-mask-out" path inputs)
 
-    writeAtomically (results.GetResult Out) (Confounds.toTsv loaded)
-    results.TryGetResult Sample_Mask_Out |> Option.iter (fun path -> writeAtomically path (Confounds.sampleMaskText loaded))
+    Files.writeTextAtomic (results.GetResult Out) (Confounds.toTsv loaded)
+    results.TryGetResult Sample_Mask_Out |> Option.iter (fun path -> Files.writeTextAtomic path (Confounds.sampleMaskText loaded))
     let volumes = Array2D.length1 loaded.Values
     printfn "confounds file\t%s" loaded.File
     printfn "columns\t%d" loaded.Columns.Length
